@@ -1,0 +1,98 @@
+"""What every command shares: the --db and --json options, opening the store, output, errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from eventstore.errors import EventStoreError
+
+
+def db_option(fn: Callable) -> Callable:
+    """Add `--db PATH` to a command (it may also be given before the command name)."""
+    return click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
+                        help="Database file (overrides $EVENTSTORE_DB and the default).")(fn)
+
+
+def json_option(fn: Callable) -> Callable:
+    """Add `--json`: print one JSON document (or JSON lines) on stdout and nothing else."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")(fn)
+
+
+def db_path(db: str | None) -> Path:
+    """The database path from the command's --db, the group's --db/$EVENTSTORE_DB, or the default."""
+    from eventstore.paths import default_db_path
+
+    if db:
+        return Path(db).expanduser()
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("db"):
+            return Path(ctx.obj["db"]).expanduser()
+        ctx = ctx.parent
+    return default_db_path()
+
+
+def open_store(db: str | None):
+    """Open the store a command works on."""
+    from eventstore.store import Store
+
+    return Store(db_path(db))
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn the library's named errors into a one-line message on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EventStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(0)
+
+    return wrapper
+
+
+def emit_json(value: Any) -> None:
+    """Print one JSON document on stdout."""
+    import msgspec
+
+    sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+    sys.stdout.flush()
+
+
+def emit_json_lines(values: Iterable[Any]) -> None:
+    """Print JSON lines on stdout, one value each."""
+    import msgspec
+
+    encoder = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+    for value in values:
+        out.write(encoder.encode(value) + b"\n")
+    out.flush()
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print a table for people (rich is imported only here, for human output)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    Console().print(table)
+
+
+def warn(message: str) -> None:
+    """A warning for people, on stderr."""
+    click.echo(f"warning: {message}", err=True)

@@ -1,0 +1,118 @@
+"""Commands over the log itself: events, changes, export, import."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from eventstore.cli.common import db_option, emit_json, emit_json_lines, handle_errors, json_option, open_store, print_table
+
+
+@click.command()
+@click.option("--stream", help="Only this stream's events, in version order.")
+@click.option("--after", type=int, default=0, show_default=True, help="Only events after this position.")
+@click.option("--limit", type=int, default=None, help="At most this many events.")
+@json_option
+@db_option
+@handle_errors
+def events(stream: str | None, after: int, limit: int | None, as_json: bool, db: str | None) -> None:
+    """The log itself: every event in order (JSON lines with --json)."""
+    from eventstore.feed import iso, to_line
+
+    with open_store(db) as store:
+        if stream is not None:
+            found = [e for e in store.read_stream(stream) if e.position > after][:limit]
+        else:
+            found = store.read_all(after, limit)
+        if as_json:
+            emit_json_lines(to_line(e) for e in found)
+            return
+        print_table(
+            None,
+            ["position", "recorded", "stream", "version", "type", "op", "entity", "bytes"],
+            ((e.position, iso(e.recorded_at), e.stream, e.version, e.type, e.op,
+              f"{e.entity}:{e.entity_id}", len(e.data)) for e in found),
+        )
+
+
+@click.command()
+@click.option("--since", "cursor", type=int, default=0, show_default=True, help="The cursor of the last change you have.")
+@click.option("--limit", type=int, default=None, help="At most this many changes.")
+@json_option
+@db_option
+@handle_errors
+def changes(cursor: int, limit: int | None, as_json: bool, db: str | None) -> None:
+    """The sync feed: what changed after CURSOR; the last JSON line is {"cursor": N}."""
+    from eventstore.feed import iso
+
+    with open_store(db) as store:
+        found = store.changes(cursor, limit)
+    last = found[-1].position if found else cursor
+    if as_json:
+        lines: list[object] = [
+            {"position": c.position, "event_id": c.event_id, "entity": c.entity, "entity_id": c.entity_id,
+             "op": c.op, "version": c.version, "client_id": c.client_id, "recorded_at": iso(c.recorded_at)}
+            for c in found
+        ]
+        lines.append({"cursor": last})
+        emit_json_lines(lines)
+        return
+    print_table(
+        None,
+        ["position", "recorded", "op", "entity", "version", "client"],
+        ((c.position, iso(c.recorded_at), c.op, f"{c.entity}:{c.entity_id}", c.version, c.client_id[:8])
+         for c in found),
+    )
+    click.echo(f"cursor: {last}")
+
+
+@click.command()
+@click.option("--since", "cursor", type=int, default=0, show_default=True, help="Only events after this position.")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@db_option
+@handle_errors
+def export(cursor: int, file: str, db: str | None) -> None:
+    """Write the log (events with their data) to FILE as JSON lines ('-' for stdout)."""
+    from eventstore import feed
+
+    with open_store(db) as store:
+        if file == "-":
+            feed.export(store, sys.stdout.buffer, cursor)
+            return
+        with open(file, "wb") as out:
+            count = feed.export(store, out, cursor)
+    click.echo(f"exported {count} events to {file}", err=True)
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@json_option
+@db_option
+@handle_errors
+def import_(file: str, as_json: bool, db: str | None) -> None:
+    """Append the events of an export FILE, keeping their ids and versions (idempotent).
+
+    A stream whose versions here do not continue from the file's is reported and skipped;
+    the exit status is then 1.
+    """
+    from eventstore import feed
+
+    with open_store(db) as store:
+        try:
+            if file == "-":
+                report = feed.import_events(store, sys.stdin.buffer)
+            else:
+                with open(file, "rb") as source:
+                    report = feed.import_events(store, source)
+        except ValueError as exc:
+            raise click.ClickException(f"{file}: {exc}") from None
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(f"{report.events} events read: {report.appended} appended, "
+                   f"{report.duplicates} already here, {len(report.conflicts)} conflicting streams")
+    for conflict in report.conflicts:
+        click.echo(f"conflict: stream {conflict.stream!r} at version {conflict.version}: {conflict.reason}", err=True)
+    if report.conflicts:
+        sys.exit(1)

@@ -1,0 +1,119 @@
+"""Payload compression: zstd with a dictionary trained on the store's own events.
+
+Transcript lines are repetitive JSON, so a dictionary learned from earlier lines compresses new
+ones far better than zstd alone. Each event records which dictionary compressed it (`dict_id`:
+NULL = stored as is, 0 = zstd without a dictionary, N = dictionary N), so a newer dictionary
+applies to new events without rewriting old ones. Owns the `dictionaries` table.
+"""
+
+from __future__ import annotations
+
+import apsw
+import zstandard
+
+LEVEL = 3
+DICT_SIZE = 112 * 1024
+SAMPLES = 5_000
+SAMPLE_MAX_BYTES = 64 * 1024
+FIRST_TRAINING_AT = 2_000
+"""Train the first dictionary once the log holds this many events."""
+RETRAIN_FACTOR = 8
+"""Train a newer dictionary each time the log grows this many times past the last training."""
+SMALLEST_COMPRESSED = 24
+"""Payloads shorter than this are stored as they are: a zstd frame would not be smaller."""
+
+
+class Codec:
+    """Encodes payloads for storage and decodes them back to the exact original bytes."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+        self._decompressors: dict[int, zstandard.ZstdDecompressor] = {0: zstandard.ZstdDecompressor()}
+        self._compressor = _compressor(None)
+        self._dict_id = 0
+        self._trained_at = 0
+        self.reload()
+
+    def reload(self) -> None:
+        """Pick up the newest dictionary (another process may have trained one)."""
+        row = self._conn.execute(
+            "SELECT dict_id, trained_at, data FROM dictionaries ORDER BY dict_id DESC LIMIT 1"
+        ).fetchall()
+        if row and row[0][0] != self._dict_id:
+            dict_id, trained_at, data = row[0]
+            zdict = zstandard.ZstdCompressionDict(data)
+            self._compressor = _compressor(zdict)
+            self._dict_id, self._trained_at = dict_id, trained_at
+
+    def encode(self, data: bytes) -> tuple[int | None, bytes]:
+        """Return (dict_id, stored bytes) for a payload: compressed when that is smaller."""
+        if len(data) < SMALLEST_COMPRESSED:
+            return None, data
+        packed = self._compressor.compress(data)
+        if len(packed) >= len(data):
+            return None, data
+        return self._dict_id, packed
+
+    def decode(self, dict_id: int | None, stored: bytes) -> bytes:
+        """Return the original payload of a stored one."""
+        if dict_id is None:
+            return stored
+        decompressor = self._decompressors.get(dict_id)
+        if decompressor is None:
+            decompressor = self._load_decompressor(dict_id)
+        return decompressor.decompress(stored)
+
+    def _load_decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
+        rows = self._conn.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (dict_id,)).fetchall()
+        if not rows:
+            raise LookupError(f"compression dictionary {dict_id} is missing from the database")
+        decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(rows[0][0]))
+        self._decompressors[dict_id] = decompressor
+        return decompressor
+
+    def training_due(self, head: int) -> bool:
+        """Whether the log has grown enough since the last dictionary to train a new one."""
+        if self._dict_id == 0:
+            return head >= FIRST_TRAINING_AT
+        return head >= self._trained_at * RETRAIN_FACTOR
+
+    def train(self, conn: apsw.Connection, head: int, now: int) -> int | None:
+        """Train a dictionary from a sample of stored payloads; call inside a write transaction."""
+        rows = conn.execute(
+            "SELECT dict_id, data FROM events WHERE position IN "
+            "(SELECT position FROM events ORDER BY random() LIMIT ?)",
+            (SAMPLES,),
+        ).fetchall()
+        samples = [self.decode(dict_id, data)[:SAMPLE_MAX_BYTES] for dict_id, data in rows]
+        total = sum(map(len, samples))
+        if len(samples) < 100 or total < 64 * 1024:
+            return None
+        try:
+            zdict = zstandard.train_dictionary(min(DICT_SIZE, total // 10), samples, level=LEVEL)
+        except zstandard.ZstdError:
+            return None  # too little variety to learn from; try again after the next growth
+        conn.execute(
+            "INSERT INTO dictionaries (created_at, trained_at, samples, data) VALUES (?, ?, ?, ?)",
+            (now, head, len(samples), zdict.as_bytes()),
+        )
+        dict_id = conn.last_insert_rowid()
+        self._compressor = _compressor(zdict)
+        self._dict_id, self._trained_at = dict_id, head
+        return dict_id
+
+
+def _compressor(zdict: zstandard.ZstdCompressionDict | None) -> zstandard.ZstdCompressor:
+    if zdict is not None:
+        zdict.precompute_compress(level=LEVEL)
+    return zstandard.ZstdCompressor(
+        level=LEVEL, dict_data=zdict, write_checksum=False, write_dict_id=False, write_content_size=True
+    )
+
+
+def register_sql_function(conn: apsw.Connection, codec: Codec) -> None:
+    """Add `event_data(dict_id, data)` to a connection: a payload's original bytes, in SQL."""
+
+    def event_data(dict_id: int | None, data: bytes | None) -> bytes | None:
+        return None if data is None else codec.decode(dict_id, data)
+
+    conn.create_scalar_function("event_data", event_data, 2, deterministic=True)

@@ -1,0 +1,279 @@
+"""SQLite storage: opening a database safely, its settings, migrations and write transactions.
+
+This is the one module that knows apsw: it translates driver errors into the named errors of
+`eventstore.errors`, so nothing above it handles SQLite exceptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import os
+import random
+import re
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import apsw
+
+from eventstore import errors
+
+BUSY_TIMEOUT_MS = 5_000
+WRITE_RETRY_SECONDS = 60.0
+"""How long a writer keeps retrying BEGIN IMMEDIATE (after each 5 s busy timeout) before giving up."""
+
+_MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+
+# Connection settings, one function each (https://www.sqlite.org/pragma.html).
+
+
+def use_wal(conn: apsw.Connection) -> None:
+    """WAL: readers never block the writer and the writer never blocks readers."""
+    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+
+
+def use_synchronous_normal(conn: apsw.Connection) -> None:
+    """NORMAL in WAL mode: a commit survives an application crash; fsync only at checkpoints."""
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def use_busy_timeout(conn: apsw.Connection) -> None:
+    """Wait up to 5 s for another process's lock instead of failing at once."""
+    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+
+
+def use_foreign_keys(conn: apsw.Connection) -> None:
+    """Enforce REFERENCES clauses, which SQLite ignores by default."""
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def use_memory_temp_store(conn: apsw.Connection) -> None:
+    """Sorts and temporary indexes in memory: faster, and no temp files holding secrets."""
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+def use_large_cache(conn: apsw.Connection) -> None:
+    """64 MiB page cache and memory-mapped reads: replays and reports scan the log."""
+    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA mmap_size = 268435456")
+
+
+SETTINGS: tuple[Callable[[apsw.Connection], None], ...] = (
+    use_busy_timeout,
+    use_wal,
+    use_synchronous_normal,
+    use_foreign_keys,
+    use_memory_temp_store,
+    use_large_cache,
+)
+
+
+def prepare_path(path: Path) -> None:
+    """Create the database's directory (0700) and file (0600) if missing, whatever the umask."""
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    elif path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077 and _owned(path):
+        os.chmod(path, 0o600)
+
+
+def _owned(path: Path) -> bool:
+    return path.stat().st_uid == os.getuid()
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The log's migrations in order: (version, name, SQL) from eventstore/sql/NNNN_name.sql."""
+    found = []
+    for entry in importlib.resources.files("eventstore.sql").iterdir():
+        if m := _MIGRATION_FILE.match(entry.name):
+            found.append((int(m.group(1)), m.group(2), entry.read_text()))
+    found.sort()
+    for expected, (version, _, _) in enumerate(found, start=1):
+        if version != expected:
+            raise RuntimeError(f"migration {expected:04d} is missing")
+    return found
+
+
+def latest_schema_version() -> int:
+    """The schema version this code writes."""
+    return len(migrations())
+
+
+class Database:
+    """One apsw connection with our settings, migrated on open, with retried write transactions."""
+
+    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        self._depth = 0
+        with translated(self.path):
+            prepare_path(self.path)
+            self.conn = apsw.Connection(
+                str(self.path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+            )
+            try:
+                self._check_is_ours()
+                for setting in SETTINGS:
+                    setting(self.conn)
+                if migrate:
+                    self._migrate()
+            except BaseException:
+                self.conn.close()
+                raise
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Transactions
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[apsw.Connection]:
+        """A write transaction (BEGIN IMMEDIATE), retried with backoff while another writer holds the lock."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        with translated(self.path):
+            self._begin_immediate()
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth = 0
+                if not self.conn.in_transaction:
+                    raise
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[apsw.Connection]:
+        """A read transaction: every query inside sees one consistent snapshot."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        with translated(self.path):
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        deadline = time.monotonic() + WRITE_RETRY_SECONDS
+        delay = 0.01
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise errors.StoreBusy(
+                        f"{self.path}: another process has held the write lock for over "
+                        f"{WRITE_RETRY_SECONDS:.0f} s; try again when it finishes"
+                    ) from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    # Opening checks and migrations
+
+    def _check_is_ours(self) -> None:
+        try:
+            tables = {
+                name for (name,) in self.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            }
+            user_version = self.conn.execute("PRAGMA user_version").fetchall()[0][0]
+        except (apsw.NotADBError, apsw.CorruptError):
+            raise errors.NotADatabase(
+                f"{self.path} is not an eventstore database (it is not a SQLite file); "
+                "point --db at another path or move this file away"
+            ) from None
+        latest = latest_schema_version()
+        if user_version > latest:
+            raise errors.TooNewDatabase(
+                f"{self.path} was written by a newer eventstore (schema {user_version}; this "
+                f"version knows up to {latest}); upgrade eventstore to use it"
+            )
+        if user_version == 0 and tables - {"sqlite_sequence"}:
+            raise errors.NotADatabase(
+                f"{self.path} is a SQLite database but not an eventstore one "
+                f"(it has tables {', '.join(sorted(tables)[:5])}); point --db at another path"
+            )
+
+    def schema_version(self) -> int:
+        """The log schema version recorded in the file."""
+        return self.conn.execute("PRAGMA user_version").fetchall()[0][0]
+
+    def _migrate(self) -> None:
+        for version, name, sql in migrations():
+            if self.schema_version() >= version:
+                continue
+            with self.write() as conn:
+                if self.schema_version() >= version:  # another process got there first
+                    continue
+                conn.execute(sql)
+                if version == 1:
+                    conn.execute(
+                        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                        " applied_at INTEGER NOT NULL)"
+                    )
+                conn.execute(
+                    "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, now_ms()),
+                )
+                conn.execute(f"PRAGMA user_version = {version:d}")
+
+
+def now_ms() -> int:
+    """The current time in integer milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@contextlib.contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """Turn apsw errors into eventstore's named errors with a message that says what to do."""
+    try:
+        yield
+    except apsw.FullError:
+        raise errors.StorageFull(
+            f"{path}: the disk or the database's size limit is full; nothing of this write was "
+            "kept. Free some space and run the command again"
+        ) from None
+    except apsw.NotADBError:
+        raise errors.NotADatabase(f"{path} is not an eventstore database (not a SQLite file)") from None
+    except apsw.CorruptError:
+        raise errors.CorruptDatabase(
+            f"{path} is damaged (SQLite reports corruption); restore it from a backup"
+        ) from None
+    except apsw.CantOpenError:
+        raise errors.DatabaseError(f"cannot open {path}: check that the directory exists and is writable") from None
+    except apsw.ReadOnlyError:
+        raise errors.DatabaseError(f"{path} is read-only; check its permissions") from None
+    except apsw.BusyError:
+        raise errors.StoreBusy(f"{path} is locked by another process; try again") from None

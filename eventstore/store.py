@@ -1,0 +1,466 @@
+"""The Store: append events to the log, read them back, follow it as it grows.
+
+Public methods own their transaction; `Store.transaction()` hands out a `Transaction` so other
+writes (a file checkpoint, a projection's rows) commit atomically with the events they cover.
+Owns the `events`, `streams` and `clients` tables (DDL in sql/0001_log.sql).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from eventstore import errors
+from eventstore.codec import Codec, register_sql_function
+from eventstore.storage import Database, now_ms, translated
+from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
+from schemas.upcasting import upcasters
+
+AfterAppend = Callable[["Transaction", list[RecordedEvent]], None]
+"""A hook run inside every write transaction that appended events, before it commits."""
+
+_SELECT_BY_ID = (
+    "SELECT position, stream_no, type, schema_version, entity, entity_id, op, dict_id, data "
+    "FROM events WHERE event_id = ?"
+)
+_INSERT = (
+    "INSERT INTO events (event_id, stream_no, version, type, schema_version, entity, entity_id, op,"
+    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_COLUMNS = (
+    "position, event_id, stream_no, version, type, schema_version, entity, entity_id, op,"
+    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data"
+)
+
+
+class Store:
+    """An append-only event log in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.db = Database(self.path)
+        self.codec = Codec(self.db.conn)
+        register_sql_function(self.db.conn, self.codec)
+        self._stream_names: dict[int, str] = {}
+        self._client_ids: dict[int, str] = {}
+        self.after_append: list[AfterAppend] = []
+        self.client_id, self._client_no = self._own_client()
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Writing
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction: appends and other writes in it commit together or not at all."""
+        with self.db.write() as conn:
+            self.codec.reload()
+            tx = Transaction(self, conn)
+            yield tx
+            if tx.appended:
+                for hook in self.after_append:
+                    hook(tx, tx.appended)
+                head = tx.appended[-1].position
+                if self.codec.training_due(head):
+                    self.codec.train(conn, head, tx.now)
+
+    def append(
+        self,
+        events: Iterable[NewEvent],
+        expected_version: int | Mapping[str, int] = ExpectedVersion.ANY,
+    ) -> list[int]:
+        """Append events atomically and return their positions (see `Transaction.append`)."""
+        with self.transaction() as tx:
+            return tx.append(events, expected_version)
+
+    # Reading
+
+    def head(self) -> int:
+        """The position of the last event (0 when the log is empty)."""
+        with translated(self.path):
+            return self.db.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()[0][0]
+
+    def stream_version(self, stream: str) -> int:
+        """The current version of a stream (0 when it does not exist)."""
+        with translated(self.path):
+            rows = self.db.conn.execute("SELECT version FROM streams WHERE name = ?", (stream,)).fetchall()
+        return rows[0][0] if rows else 0
+
+    def read_stream(self, stream: str, from_version: int = 1) -> list[RecordedEvent]:
+        """Every event of one stream from a version on, in version order."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_no = "
+                "(SELECT stream_no FROM streams WHERE name = ?) AND version >= ? ORDER BY version",
+                (stream, from_version),
+            ).fetchall()
+            return [self._recorded(row) for row in rows]
+
+    def read_all(
+        self, after: int = 0, limit: int | None = None, *, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Events after a position in log order, at most `limit`, optionally of some types only."""
+        sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
+        params: list[object] = [after]
+        if types is not None:
+            sql += f" AND type IN ({','.join('?' * len(types))})"
+            params.extend(types)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(-1 if limit is None else limit)
+        with self.db.read() as conn:
+            return [self._recorded(row) for row in conn.execute(sql, params)]
+
+    def iter_all(self, after: int = 0, *, batch: int = 5_000, types: Sequence[str] | None = None) -> Iterator[RecordedEvent]:
+        """Every event after a position, read in batches so memory stays bounded."""
+        while batch_events := self.read_all(after, batch, types=types):
+            yield from batch_events
+            after = batch_events[-1].position
+
+    def get(self, position: int) -> RecordedEvent | None:
+        """The event at a position, if any."""
+        with self.db.read() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE position = ?", (position,)).fetchall()
+            return self._recorded(rows[0]) if rows else None
+
+    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
+        """The sync feed: what changed after a cursor, without payloads."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT position, event_id, entity, entity_id, op, version, client_no, recorded_at "
+                "FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (since, -1 if limit is None else limit),
+            ).fetchall()
+            return [
+                Change(
+                    position=r[0], event_id=r[1].hex(), entity=r[2], entity_id=r[3], op=r[4],
+                    version=r[5], client_id=self._client_id(r[6]), recorded_at=r[7],
+                )
+                for r in rows
+            ]
+
+    def subscribe(
+        self,
+        after: int = 0,
+        *,
+        stop: threading.Event | None = None,
+        batch: int = 1_000,
+        idle_seconds: float | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Yield every event after a position, then each new one as any process appends it.
+
+        Waits on file-system notifications of the database's WAL, so it wakes within
+        milliseconds of a commit without polling. Ends when `stop` is set, or after
+        `idle_seconds` without a new event.
+        """
+        from eventstore.waker import Waker
+
+        stop = stop or threading.Event()
+        with Waker(self.path, stop) as waker:
+            while not stop.is_set():
+                events = self.read_all(after, batch)
+                if events:
+                    yield from events
+                    after = events[-1].position
+                    continue
+                if not waker.wait(idle_seconds) and idle_seconds is not None:
+                    return
+
+    # Internals
+
+    def _recorded(self, row: tuple) -> RecordedEvent:
+        (position, event_id, stream_no, version, type_, schema_version, entity, entity_id, op,
+         client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data) = row
+        data = self.codec.decode(dict_id, data)
+        if upcasters.has(type_):
+            schema_version, data = upcasters.upcast(type_, schema_version, data)
+        return RecordedEvent(
+            position=position, event_id=event_id.hex(), stream=self._stream_name(stream_no),
+            version=version, type=type_, schema_version=schema_version, entity=entity,
+            entity_id=entity_id, op=op, client_id=self._client_id(client_no), actor=actor,
+            occurred_at=occurred_at, recorded_at=recorded_at, causation_id=causation_id,
+            correlation_id=correlation_id, data=data,
+        )
+
+    def _stream_name(self, stream_no: int) -> str:
+        name = self._stream_names.get(stream_no)
+        if name is None:
+            name = self.db.conn.execute(
+                "SELECT name FROM streams WHERE stream_no = ?", (stream_no,)
+            ).fetchall()[0][0]
+            self._stream_names[stream_no] = name
+        return name
+
+    def _client_id(self, client_no: int) -> str:
+        client_id = self._client_ids.get(client_no)
+        if client_id is None:
+            client_id = self.db.conn.execute(
+                "SELECT client_id FROM clients WHERE client_no = ?", (client_no,)
+            ).fetchall()[0][0]
+            self._client_ids[client_no] = client_id
+        return client_id
+
+    def _own_client(self) -> tuple[str, int]:
+        with self.db.write() as conn:
+            rows = conn.execute("SELECT value FROM meta WHERE key = 'client_id'").fetchall()
+            if rows:
+                client_id = rows[0][0]
+            else:
+                client_id = uuid.uuid4().hex
+                conn.execute("INSERT INTO meta (key, value) VALUES ('client_id', ?)", (client_id,))
+            return client_id, _client_no(conn, client_id)
+
+
+class Transaction:
+    """Writes inside one `Store.transaction()`; events appended here are visible to later reads in it."""
+
+    def __init__(self, store: Store, conn) -> None:
+        self.store = store
+        self._conn = conn
+        self.now = now_ms()
+        self.appended: list[RecordedEvent] = []
+        self._streams: dict[str, list[int]] = {}  # name -> [stream_no, version, stored version]
+
+    def append(
+        self,
+        events: Iterable[NewEvent],
+        expected_version: int | Mapping[str, int] = ExpectedVersion.ANY,
+    ) -> list[int]:
+        """Append events, returning their positions.
+
+        `expected_version` (one value for every stream in the batch, or a mapping per stream) is
+        checked against each stream's version before the batch; a mismatch raises
+        `WrongExpectedVersion`. An event whose id is already stored with the same content is
+        skipped and its stored position returned; with other content, `EventIdConflict`.
+        """
+        events = list(events)
+        mark, saved = len(self.appended), {name: s[:] for name, s in self._streams.items()}
+        self._conn.execute("SAVEPOINT append")
+        try:
+            positions = self._append_batch(events, expected_version)
+            if positions is None:  # some id is already stored: go event by event
+                self._conn.execute("ROLLBACK TO append")
+                del self.appended[mark:]
+                self._streams = {name: s[:] for name, s in saved.items()}
+                positions = self._append_each(events, expected_version)
+            self._save_stream_versions()
+        except BaseException:
+            self._conn.execute("ROLLBACK TO append")
+            self._conn.execute("RELEASE append")
+            del self.appended[mark:]
+            self._streams = saved
+            raise
+        self._conn.execute("RELEASE append")
+        return positions
+
+    def _append_batch(self, events: list[NewEvent], expected_version) -> list[int] | None:
+        """The fast path: one multi-row insert; None if any event id turns out to be stored."""
+        checked: set[str] = set()
+        rows = []
+        versions = []
+        client_no, now, encode = self.store._client_no, self.now, self.store.codec.encode
+        for event in events:
+            stream = self._stream(event.stream)
+            if event.stream not in checked:
+                if self._existing(event) is not None:
+                    return None
+                _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
+                checked.add(event.stream)
+            stream[1] += 1
+            versions.append(stream[1])
+            dict_id, stored = encode(event.data)
+            rows.append(
+                (_event_id_bytes(event.event_id), stream[0], stream[1], event.type, event.schema_version,
+                 event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
+                 now, event.causation_id, event.correlation_id, dict_id, stored)
+            )
+        if not rows:
+            return []
+        before = self._conn.total_changes()
+        self._conn.executemany(_INSERT, rows)
+        if self._conn.total_changes() - before != len(rows):
+            return None
+        first = self._conn.last_insert_rowid() - len(rows) + 1
+        client_id = self.store.client_id
+        self.appended.extend(
+            _recorded(event, first + i, version, client_id, now)
+            for i, (event, version) in enumerate(zip(events, versions))
+        )
+        return list(range(first, first + len(rows)))
+
+    def _append_each(self, events: list[NewEvent], expected_version) -> list[int]:
+        """The careful path: event by event, skipping those already stored."""
+        positions = []
+        checked: set[str] = set()
+        for event in events:
+            stream = self._stream(event.stream)
+            if event.stream not in checked:
+                # A retried batch is a no-op, so look for the event before judging the version.
+                existing = self._existing(event)
+                if existing is not None:
+                    positions.append(existing)
+                    continue
+                _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
+                checked.add(event.stream)
+            position = self._insert(event, stream[0], stream[1] + 1, self.store._client_no,
+                                    self.store.client_id, self.now)
+            if position is None:
+                position = self._existing(event)
+            else:
+                stream[1] += 1
+            positions.append(position)
+        return positions
+
+    def append_recorded(self, event: RecordedEvent) -> int | None:
+        """Append an event recorded by another store, keeping its id, version, client and time.
+
+        Returns its new position, the stored position if it is already here, or None when the
+        stream's version here does not continue from the event's (a conflict the caller reports).
+        """
+        new = NewEvent(
+            event_id=event.event_id, stream=event.stream, type=event.type, entity=event.entity,
+            entity_id=event.entity_id, op=event.op, data=event.data,
+            schema_version=event.schema_version, actor=event.actor, occurred_at=event.occurred_at,
+            causation_id=event.causation_id, correlation_id=event.correlation_id,
+        )
+        existing = self._existing(new)
+        if existing is not None:
+            return existing
+        stream = self._stream(event.stream)
+        if stream[1] != event.version - 1:
+            return None
+        position = self._insert(new, stream[0], event.version, _client_no(self._conn, event.client_id),
+                                event.client_id, event.recorded_at)
+        if position is None:
+            return self._existing(new)
+        stream[1] = event.version
+        self._save_stream_versions()
+        return position
+
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[tuple]:
+        """Run one SQL statement in this transaction and return its rows."""
+        return self._conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        """Run one SQL statement for each row of parameters."""
+        self._conn.executemany(sql, rows)
+
+    def stream_version(self, stream: str) -> int:
+        """A stream's version as this transaction sees it (0 when it does not exist)."""
+        return self._stream(stream)[1] if stream in self._streams else self._stored_version(stream)
+
+    def _stored_version(self, stream: str) -> int:
+        rows = self._conn.execute("SELECT version FROM streams WHERE name = ?", (stream,)).fetchall()
+        return rows[0][0] if rows else 0
+
+    def head(self) -> int:
+        """The position of the last event, including this transaction's."""
+        return self._conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()[0][0]
+
+    def _existing(self, event: NewEvent) -> int | None:
+        event_id = _event_id_bytes(event.event_id)
+        rows = self._conn.execute(_SELECT_BY_ID, (event_id,)).fetchall()
+        if not rows:
+            return None
+        position, stream_no, type_, schema_version, entity, entity_id, op, dict_id, data = rows[0]
+        same = (
+            self.store._stream_name(stream_no) == event.stream
+            and (type_, schema_version, entity, entity_id, op)
+            == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
+            and self.store.codec.decode(dict_id, data) == event.data
+        )
+        if not same:
+            raise errors.EventIdConflict(event.event_id, position)
+        return position
+
+    def _stream(self, name: str) -> list[int]:
+        stream = self._streams.get(name)
+        if stream is None:
+            rows = self._conn.execute("SELECT stream_no, version FROM streams WHERE name = ?", (name,)).fetchall()
+            if rows:
+                stream = [rows[0][0], rows[0][1], rows[0][1]]
+            else:
+                self._conn.execute("INSERT INTO streams (name, version) VALUES (?, 0)", (name,))
+                stream = [self._conn.last_insert_rowid(), 0, 0]
+            self._streams[name] = stream
+        return stream
+
+    def _insert(self, event: NewEvent, stream_no: int, version: int, client_no: int,
+                client_id: str, recorded_at: int) -> int | None:
+        """Insert one event; None when its id is already stored (the caller compares content)."""
+        dict_id, stored = self.store.codec.encode(event.data)
+        self._conn.execute(
+            _INSERT,
+            (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,
+             event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
+             recorded_at, event.causation_id, event.correlation_id, dict_id, stored),
+        )
+        if not self._conn.changes():
+            return None
+        position = self._conn.last_insert_rowid()
+        self.appended.append(_recorded(event, position, version, client_id, recorded_at))
+        return position
+
+    def _save_stream_versions(self) -> None:
+        for stream in self._streams.values():
+            if stream[1] != stream[2]:
+                self._conn.execute("UPDATE streams SET version = ? WHERE stream_no = ?", (stream[1], stream[0]))
+                stream[2] = stream[1]
+
+
+def _event_id_bytes(event_id: str) -> bytes:
+    try:
+        raw = bytes.fromhex(event_id)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise ValueError(f"event_id must be 32 hex digits, got {event_id!r}")
+    return raw
+
+
+def _recorded(event: NewEvent, position: int, version: int, client_id: str, recorded_at: int) -> RecordedEvent:
+    return RecordedEvent(
+        position=position, event_id=event.event_id, stream=event.stream, version=version,
+        type=event.type, schema_version=event.schema_version, entity=event.entity,
+        entity_id=event.entity_id, op=event.op, client_id=client_id, actor=event.actor,
+        occurred_at=event.occurred_at, recorded_at=recorded_at, causation_id=event.causation_id,
+        correlation_id=event.correlation_id, data=event.data,
+    )
+
+
+def _expected_for(expected_version: int | Mapping[str, int], stream: str) -> int:
+    if isinstance(expected_version, Mapping):
+        return expected_version.get(stream, ExpectedVersion.ANY)
+    return expected_version
+
+
+def _client_no(conn, client_id: str) -> int:
+    rows = conn.execute("SELECT client_no FROM clients WHERE client_id = ?", (client_id,)).fetchall()
+    if rows:
+        return rows[0][0]
+    conn.execute("INSERT INTO clients (client_id) VALUES (?)", (client_id,))
+    return conn.last_insert_rowid()
+
+
+def _check_expected(stream: str, expected: int, actual: int) -> None:
+    if expected == ExpectedVersion.ANY:
+        return
+    if expected == ExpectedVersion.EXISTS:
+        ok = actual > 0
+    else:
+        ok = actual == expected
+    if not ok:
+        raise errors.WrongExpectedVersion(stream, expected, actual)
