@@ -1,0 +1,53 @@
+"""What a projection is: a read model built only from the log, with its own tables.
+
+Each projection owns its tables and their DDL, and turns batches of events into rows. The
+runner (projections.runner) calls `create` and `apply` inside write transactions and stores the
+projection's checkpoint in the same transaction, so every event is applied exactly once.
+
+Table and index names are always formatted with a prefix: the live tables use the prefix ""
+and a rebuild (replay, or a new projection version) builds fresh tables under a prefix like
+"r7_" and swaps them in at the end, so queries never see a half-built read model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from schemas.envelope import RecordedEvent
+
+ENTRY_POINT_GROUP = "eventstore.projections"
+
+
+class Writer(Protocol):
+    """The part of a write transaction a projection may use (eventstore.Transaction has it)."""
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+
+
+@runtime_checkable
+class Projection(Protocol):
+    """A read model derived from the log."""
+
+    name: str
+    """Stable name, used for the checkpoint and on the command line (`replay --projection`)."""
+
+    version: str
+    """Changing it rebuilds the projection from position 0 (include rule/price/model identities)."""
+
+    handles: frozenset[str] | None
+    """Event types this projection reads; None means every event."""
+
+    inline: bool
+    """True: applied inside the append transaction. False: caught up afterwards, in batches."""
+
+    tables: tuple[str, ...]
+    """Unprefixed names of the tables it owns (dropped and swapped on a rebuild)."""
+
+    def create(self, tx: Writer, prefix: str) -> None:
+        """Create the tables and indexes, every name prefixed with `prefix`."""
+
+    def apply(self, tx: Writer, events: Sequence[RecordedEvent], prefix: str) -> None:
+        """Apply a batch of events (already filtered to `handles`), in log order."""

@@ -1,0 +1,40 @@
+"""How a transcript line is stored as an event: stable type strings and stream names.
+
+One event per JSON object on a transcript line. Its `data` is the object's exact bytes; its
+type is `claude.<record type>` for the record types Claude Code is known to write and
+`claude.other` for anything else, so a projection can pick the lines it needs without
+decoding the rest.
+"""
+
+from __future__ import annotations
+
+RECORD_TYPES: frozenset[str] = frozenset((
+    "user", "assistant", "system", "progress", "attachment", "summary",
+    "file-history-snapshot", "file-history-delta", "queue-operation",
+    "custom-title", "agent-name", "ai-title", "last-prompt", "mode", "permission-mode",
+    "bridge-session", "pr-link",
+))
+
+OTHER = "claude.other"
+ENTITY = "transcript_record"
+ACTOR = "claude-code"
+SESSION_STREAM_PREFIX = "claude:session:"
+
+
+def event_type(record_type: object) -> str:
+    """The event type for a record's `type` field (`claude.other` when unknown or absent)."""
+    if isinstance(record_type, str) and record_type in RECORD_TYPES:
+        return "claude." + record_type
+    return OTHER
+
+
+def session_stream(session_id: str) -> str:
+    """The stream holding every line of one session (subagent lines carry the parent's id)."""
+    return SESSION_STREAM_PREFIX + session_id
+
+
+def session_of_stream(stream: str) -> str | None:
+    """The session id of a session stream, or None for other streams."""
+    if stream.startswith(SESSION_STREAM_PREFIX):
+        return stream[len(SESSION_STREAM_PREFIX):]
+    return None
