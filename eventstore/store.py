@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from eventstore import errors
@@ -111,9 +111,18 @@ class Store:
             return [self._recorded(row) for row in rows]
 
     def read_all(
-        self, after: int = 0, limit: int | None = None, *, types: Sequence[str] | None = None
+        self,
+        after: int = 0,
+        limit: int | None = None,
+        *,
+        types: Collection[str] | None = None,
+        payload_types: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
-        """Events after a position in log order, at most `limit`, optionally of some types only."""
+        """Events after a position in log order, at most `limit`, optionally of some types only.
+
+        With `payload_types`, only events of those types carry their data; the others come with
+        `data=b""`, which spares decompressing payloads a reader does not look at.
+        """
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
         params: list[object] = [after]
         if types is not None:
@@ -122,11 +131,20 @@ class Store:
         sql += " ORDER BY position LIMIT ?"
         params.append(-1 if limit is None else limit)
         with self.db.read() as conn:
-            return [self._recorded(row) for row in conn.execute(sql, params)]
+            if payload_types is None:
+                return [self._recorded(row) for row in conn.execute(sql, params)]
+            return [self._recorded(row, row[4] in payload_types) for row in conn.execute(sql, params)]
 
-    def iter_all(self, after: int = 0, *, batch: int = 5_000, types: Sequence[str] | None = None) -> Iterator[RecordedEvent]:
+    def iter_all(
+        self,
+        after: int = 0,
+        *,
+        batch: int = 5_000,
+        types: Collection[str] | None = None,
+        payload_types: Collection[str] | None = None,
+    ) -> Iterator[RecordedEvent]:
         """Every event after a position, read in batches so memory stays bounded."""
-        while batch_events := self.read_all(after, batch, types=types):
+        while batch_events := self.read_all(after, batch, types=types, payload_types=payload_types):
             yield from batch_events
             after = batch_events[-1].position
 
@@ -181,11 +199,11 @@ class Store:
 
     # Internals
 
-    def _recorded(self, row: tuple) -> RecordedEvent:
+    def _recorded(self, row: tuple, with_payload: bool = True) -> RecordedEvent:
         (position, event_id, stream_no, version, type_, schema_version, entity, entity_id, op,
          client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data) = row
-        data = self.codec.decode(dict_id, data)
-        if upcasters.has(type_):
+        data = self.codec.decode(dict_id, data) if with_payload else b""
+        if with_payload and upcasters.has(type_):
             schema_version, data = upcasters.upcast(type_, schema_version, data)
         return RecordedEvent(
             position=position, event_id=event_id.hex(), stream=self._stream_name(stream_no),
@@ -247,15 +265,17 @@ class Transaction:
         skipped and its stored position returned; with other content, `EventIdConflict`.
         """
         events = list(events)
+        encode = self.store.codec.encode
+        encoded = [encode(event.data) for event in events]
         mark, saved = len(self.appended), {name: s[:] for name, s in self._streams.items()}
         self._conn.execute("SAVEPOINT append")
         try:
-            positions = self._append_batch(events, expected_version)
+            positions = self._append_batch(events, encoded, expected_version)
             if positions is None:  # some id is already stored: go event by event
                 self._conn.execute("ROLLBACK TO append")
                 del self.appended[mark:]
                 self._streams = {name: s[:] for name, s in saved.items()}
-                positions = self._append_each(events, expected_version)
+                positions = self._append_each(events, encoded, expected_version)
             self._save_stream_versions()
         except BaseException:
             self._conn.execute("ROLLBACK TO append")
@@ -266,13 +286,13 @@ class Transaction:
         self._conn.execute("RELEASE append")
         return positions
 
-    def _append_batch(self, events: list[NewEvent], expected_version) -> list[int] | None:
+    def _append_batch(self, events: list[NewEvent], encoded, expected_version) -> list[int] | None:
         """The fast path: one multi-row insert; None if any event id turns out to be stored."""
         checked: set[str] = set()
         rows = []
         versions = []
-        client_no, now, encode = self.store._client_no, self.now, self.store.codec.encode
-        for event in events:
+        client_no, now = self.store._client_no, self.now
+        for event, (dict_id, stored) in zip(events, encoded):
             stream = self._stream(event.stream)
             if event.stream not in checked:
                 if self._existing(event) is not None:
@@ -281,7 +301,6 @@ class Transaction:
                 checked.add(event.stream)
             stream[1] += 1
             versions.append(stream[1])
-            dict_id, stored = encode(event.data)
             rows.append(
                 (_event_id_bytes(event.event_id), stream[0], stream[1], event.type, event.schema_version,
                  event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
@@ -301,11 +320,11 @@ class Transaction:
         )
         return list(range(first, first + len(rows)))
 
-    def _append_each(self, events: list[NewEvent], expected_version) -> list[int]:
+    def _append_each(self, events: list[NewEvent], encoded, expected_version) -> list[int]:
         """The careful path: event by event, skipping those already stored."""
         positions = []
         checked: set[str] = set()
-        for event in events:
+        for event, stored in zip(events, encoded):
             stream = self._stream(event.stream)
             if event.stream not in checked:
                 # A retried batch is a no-op, so look for the event before judging the version.
@@ -316,7 +335,7 @@ class Transaction:
                 _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
                 checked.add(event.stream)
             position = self._insert(event, stream[0], stream[1] + 1, self.store._client_no,
-                                    self.store.client_id, self.now)
+                                    self.store.client_id, self.now, stored)
             if position is None:
                 position = self._existing(event)
             else:
@@ -399,9 +418,9 @@ class Transaction:
         return stream
 
     def _insert(self, event: NewEvent, stream_no: int, version: int, client_no: int,
-                client_id: str, recorded_at: int) -> int | None:
+                client_id: str, recorded_at: int, encoded: tuple[int | None, bytes] | None = None) -> int | None:
         """Insert one event; None when its id is already stored (the caller compares content)."""
-        dict_id, stored = self.store.codec.encode(event.data)
+        dict_id, stored = encoded or self.store.codec.encode(event.data)
         self._conn.execute(
             _INSERT,
             (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,

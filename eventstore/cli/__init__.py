@@ -15,6 +15,9 @@ COMMANDS: dict[str, str] = {
     "changes": "eventstore.cli.log:changes",
     "export": "eventstore.cli.log:export",
     "import": "eventstore.cli.log:import_",
+    "ingest": "eventstore.cli.ingest:ingest",
+    "tail": "eventstore.cli.ingest:tail",
+    "quarantine": "eventstore.cli.ingest:quarantine_",
 }
 """Command name -> "module:attribute" of its click command."""
 

@@ -1,0 +1,137 @@
+"""Commands that read transcripts: ingest, tail, quarantine."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table, warn
+
+roots_argument = click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+
+
+def _roots(roots: tuple[Path, ...]) -> list[Path]:
+    from eventstore.paths import default_roots
+
+    chosen = list(roots) or default_roots()
+    if not chosen:
+        raise click.ClickException(
+            "no transcript roots: give ROOT arguments, set $CLAUDE_CONFIG_DIR, or create ~/.claude/projects"
+        )
+    for root in chosen:
+        if not root.exists():
+            raise click.ClickException(f"{root}: no such file or directory")
+    return chosen
+
+
+def _catch_up_projections(store) -> None:
+    """Bring the projections up to date after new events, if the projections package is installed."""
+    try:
+        from projections.runner import Runner
+    except ImportError:
+        return
+    Runner.for_store(store).catch_up()
+
+
+def _summary(report) -> str:
+    return (
+        f"{report.files} files read ({report.files_seen} seen), {report.lines} lines, "
+        f"{report.bytes / 1e6:.1f} MB: {report.events_appended} events appended, "
+        f"{report.duplicates} duplicates, {report.quarantined} quarantined in {report.seconds:.2f} s"
+    )
+
+
+@click.command()
+@roots_argument
+@json_option
+@db_option
+@handle_errors
+def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
+    """Read what is new in every transcript file under the ROOTs, append it, update projections."""
+    from eventstore.ingest import Ingester
+
+    chosen = _roots(roots)
+    with open_store(db) as store:
+        if as_json or not sys.stdout.isatty():
+            report = Ingester(store).ingest(chosen)
+        else:
+            report = _ingest_with_progress(store, chosen)
+        _catch_up_projections(store)
+    for message in report.warnings:
+        warn(message)
+    if as_json:
+        emit_json({k: getattr(report, k) for k in
+                   ("files", "lines", "bytes", "events_appended", "duplicates", "quarantined", "seconds", "files_seen")})
+    else:
+        click.echo(_summary(report))
+
+
+def _ingest_with_progress(store, roots: list[Path]):
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from eventstore.ingest import Ingester
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("ingesting", total=None)
+        report = Ingester(store, progress=lambda done, total: bar.update(task, completed=done, total=total)).ingest(roots)
+    return report
+
+
+@click.command()
+@roots_argument
+@db_option
+@handle_errors
+def tail(roots: tuple[Path, ...], db: str | None) -> None:
+    """Ingest, then watch the ROOTs and ingest every change until SIGINT or SIGTERM."""
+    from eventstore.ingest import Ingester
+    from eventstore.ingest.tail import tail as follow
+
+    chosen = _roots(roots)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with open_store(db) as store:
+        first = True
+
+        def on_batch(report) -> None:
+            nonlocal first
+            _catch_up_projections(store)
+            for message in report.warnings:
+                warn(message)
+            if first or report.events_appended or report.quarantined:
+                click.echo(_summary(report) if first else
+                           f"+{report.events_appended} events ({report.duplicates} duplicates, "
+                           f"{report.quarantined} quarantined)")
+            if first:
+                click.echo(f"watching {', '.join(map(str, chosen))} (Ctrl-C to stop)")
+                first = False
+            sys.stdout.flush()
+
+        follow(Ingester(store, stop=stop), chosen, on_batch, stop)
+    click.echo("stopped")
+
+
+@click.command("quarantine")
+@json_option
+@db_option
+@handle_errors
+def quarantine_(as_json: bool, db: str | None) -> None:
+    """Lines that could not be decoded: file, offset, reason."""
+    from eventstore.feed import iso
+    from eventstore.ingest import quarantine
+
+    with open_store(db) as store:
+        lines = quarantine.listing(store.db.conn)
+    if as_json:
+        emit_json({"quarantine": lines})
+        return
+    if not lines:
+        click.echo("quarantine is empty")
+        return
+    print_table(None, ["file", "offset", "bytes", "reason", "when"],
+                ((q.file, q.offset, q.bytes, q.reason, iso(q.recorded_at)) for q in lines))

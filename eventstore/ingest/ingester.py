@@ -1,0 +1,233 @@
+"""Ingestion: read what is new in transcript files and append it to the log, exactly once.
+
+For each file the checkpoint says where reading resumes; an unchanged file (same inode, size
+and mtime) is not opened at all. Events, provenance, quarantine rows and the checkpoints that
+cover them are written in one transaction per batch, so a crash loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import msgspec
+
+from eventstore.ingest import quarantine
+from eventstore.ingest.lines import MAX_LINE, Bad, Piece, complete_lines, line_pieces
+from eventstore.ingest.sources import (
+    HEAD_BYTES,
+    Checkpoint,
+    fallback_session,
+    head_hash,
+    load_checkpoints,
+    record_provenance,
+    save_checkpoint,
+    transcript_files,
+)
+from eventstore.store import Store
+
+CHUNK = 4 * 1024 * 1024
+BATCH_EVENTS = 10_000
+BATCH_BYTES = 16 * 1024 * 1024
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes read so far, bytes to read in all) as ingestion advances."""
+
+
+class IngestReport(msgspec.Struct, kw_only=True):
+    """What one ingest did (the `ingest --json` document)."""
+
+    files: int = 0
+    lines: int = 0
+    bytes: int = 0
+    events_appended: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    files_seen: int = 0
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        """Accumulate another report into this one (used by `tail`)."""
+        for field in ("files", "lines", "bytes", "events_appended", "duplicates", "quarantined", "files_seen"):
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+        self.seconds += other.seconds
+        self.warnings.extend(other.warnings)
+
+
+class _Work(msgspec.Struct):
+    path: Path
+    stat: os.stat_result
+    checkpoint: Checkpoint | None
+
+
+class _Batch:
+    """Events, bad lines and checkpoints waiting to be committed together."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[Checkpoint, Piece]] = []
+        self.bad: list[tuple[Checkpoint, Bad]] = []
+        self.checkpoints: dict[str, Checkpoint] = {}
+        self.data_bytes = 0
+
+    def full(self) -> bool:
+        return len(self.pieces) >= BATCH_EVENTS or self.data_bytes >= BATCH_BYTES
+
+
+class Ingester:
+    """Reads transcript files into a Store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.progress = progress
+        self.stop = stop or threading.Event()
+
+    def ingest(self, roots: Iterable[Path]) -> IngestReport:
+        """Ingest every transcript file under the roots."""
+        report = IngestReport()
+        files = list(transcript_files(roots, report.warnings.append))
+        return self.ingest_files(files, report)
+
+    def ingest_files(self, files: Iterable[Path], report: IngestReport | None = None) -> IngestReport:
+        """Ingest what is new in the given files."""
+        report = report or IngestReport()
+        started = time.perf_counter()
+        checkpoints = load_checkpoints(self.store.db.conn)
+        work = []
+        for path in files:
+            report.files_seen += 1
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                report.warnings.append(f"skipping {path}: {exc.strerror}")
+                continue
+            checkpoint = checkpoints.get(str(path))
+            if checkpoint is not None and _unchanged(checkpoint, stat):
+                continue
+            work.append(_Work(path, stat, checkpoint))
+        total = sum(max(w.stat.st_size - (w.checkpoint.offset if w.checkpoint else 0), 0) for w in work)
+        batch = _Batch()
+        done = 0
+        for item in work:
+            if self.stop.is_set():
+                break
+            read = self._read_file(item, batch, report)
+            if read is None:
+                continue
+            done += read
+            report.files += 1
+            if self.progress:
+                self.progress(done, total)
+        self._flush(batch, report)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _read_file(self, item: _Work, batch: _Batch, report: IngestReport) -> int | None:
+        """Add a file's new complete lines to the batch, flushing as it fills; return bytes read."""
+        path, stat, old = item.path, item.stat, item.checkpoint
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:
+            report.warnings.append(f"skipping {path}: {exc.strerror}")
+            return None
+        with handle:
+            head = handle.read(HEAD_BYTES)
+            start = _resume_offset(old, stat, head)
+            checkpoint = Checkpoint(
+                source_id=old.source_id if old else None, path=str(path), device=stat.st_dev,
+                inode=stat.st_ino, head_hash=head_hash(head[: min(len(head), start)]),
+                head_len=min(len(head), start), offset=start, size=start, mtime_ns=stat.st_mtime_ns,
+            )
+            batch.checkpoints[checkpoint.path] = checkpoint
+            session = fallback_session(path)
+            handle.seek(start)
+            offset, pending, skipping = start, b"", False
+            while chunk := handle.read(CHUNK):
+                buffer = pending + chunk if pending else chunk
+                lines, consumed = complete_lines(buffer, offset)
+                if skipping and lines:
+                    lines, skipping = lines[1:], False  # the rest of an over-long line
+                for line_offset, line in lines:
+                    report.lines += 1
+                    for piece in line_pieces(line_offset, line, session):
+                        if isinstance(piece, Piece):
+                            batch.pieces.append((checkpoint, piece))
+                            batch.data_bytes += len(piece.event.data)
+                        else:
+                            batch.bad.append((checkpoint, piece))
+                offset += consumed
+                pending = buffer[consumed:]
+                if len(pending) > MAX_LINE and not skipping:
+                    batch.bad.append((checkpoint, Bad(offset, f"line longer than the {MAX_LINE}-byte limit", pending[:MAX_LINE])))
+                    skipping = True
+                if skipping:
+                    offset += len(pending)
+                    pending = b""
+                self._advance(checkpoint, head, offset, offset + len(pending))
+                if batch.full():
+                    self._flush(batch, report)
+                    batch.checkpoints[checkpoint.path] = checkpoint
+                    if self.stop.is_set():
+                        break
+            report.bytes += offset - start
+            return offset - start
+
+    @staticmethod
+    def _advance(checkpoint: Checkpoint, head: bytes, offset: int, size: int) -> None:
+        head_len = min(len(head), offset)
+        if head_len != checkpoint.head_len:
+            checkpoint.head_len, checkpoint.head_hash = head_len, head_hash(head[:head_len])
+        checkpoint.offset, checkpoint.size = offset, size
+
+    def _flush(self, batch: _Batch, report: IngestReport) -> None:
+        """Commit the batch's events, provenance, quarantine rows and checkpoints in one transaction."""
+        if not (batch.pieces or batch.bad or batch.checkpoints):
+            return
+        with self.store.transaction() as tx:
+            for checkpoint in batch.checkpoints.values():
+                save_checkpoint(tx, checkpoint, tx.now)
+            appended_before = len(tx.appended)
+            positions = tx.append([piece.event for _, piece in batch.pieces])
+            appended = len(tx.appended) - appended_before
+            record_provenance(
+                tx, [(position, cp.source_id, piece.offset) for position, (cp, piece) in zip(positions, batch.pieces)]
+            )
+            new_bad = quarantine.add(
+                tx, [(cp.source_id, bad.offset, bad.reason, bad.data) for cp, bad in batch.bad], tx.now
+            )
+        report.events_appended += appended
+        report.duplicates += len(positions) - appended
+        report.quarantined += new_bad
+        batch.pieces.clear()
+        batch.bad.clear()
+        batch.checkpoints.clear()
+        batch.data_bytes = 0
+
+
+def _unchanged(checkpoint: Checkpoint, stat: os.stat_result) -> bool:
+    return (
+        checkpoint.device == stat.st_dev
+        and checkpoint.inode == stat.st_ino
+        and checkpoint.size == stat.st_size
+        and checkpoint.mtime_ns == stat.st_mtime_ns
+    )
+
+
+def _resume_offset(old: Checkpoint | None, stat: os.stat_result, head: bytes) -> int:
+    """Where to resume: the checkpoint's offset if this is the same file, grown; else the start."""
+    if old is None or (old.device, old.inode) != (stat.st_dev, stat.st_ino):
+        return 0
+    if stat.st_size < old.offset or len(head) < old.head_len:
+        return 0  # shrank: rewritten
+    if head_hash(head[: old.head_len]) != old.head_hash:
+        return 0  # the beginning changed: rewritten
+    return old.offset

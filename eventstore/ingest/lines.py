@@ -1,0 +1,135 @@
+"""Turning transcript bytes into events: complete lines, concatenated objects, the envelope.
+
+A line is complete only with its newline. A line may hold several JSON objects written back to
+back; each becomes its own event, and together their bytes are exactly the line. Bytes that do
+not decode as JSON are returned as quarantine entries with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from hashlib import blake2b
+
+import msgspec
+
+from schemas.envelope import NewEvent
+from schemas.transcript import decode_header
+from schemas.transcript_events import ACTOR, ENTITY, event_type, session_stream
+
+MAX_LINE = 64 * 1024 * 1024
+"""A line longer than this is quarantined instead of decoded (bounds memory on broken files)."""
+
+
+class Piece(msgspec.Struct, frozen=True):
+    """One JSON object of a line, at a byte offset in its file."""
+
+    offset: int
+    event: NewEvent
+
+
+class Bad(msgspec.Struct, frozen=True):
+    """Bytes at an offset that could not be decoded, and why."""
+
+    offset: int
+    reason: str
+    data: bytes
+
+
+def complete_lines(buffer: bytes, base: int) -> tuple[list[tuple[int, bytes]], int]:
+    """Split off every newline-terminated line: ([(file offset, line without \\n)], bytes consumed)."""
+    end = buffer.rfind(b"\n") + 1
+    if end == 0:
+        return [], 0
+    lines = []
+    offset = base
+    for line in buffer[: end - 1].split(b"\n"):
+        lines.append((offset, line))
+        offset += len(line) + 1
+    return lines, end
+
+
+def line_pieces(offset: int, line: bytes, fallback_session: str) -> Iterator[Piece | Bad]:
+    """Decode one line into events (one per JSON object), or quarantine entries."""
+    if not line.strip():
+        return
+    if len(line) > MAX_LINE:
+        yield Bad(offset, f"line of {len(line)} bytes is longer than the {MAX_LINE}-byte limit", line)
+        return
+    try:
+        header = decode_header(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
+        yield from _split_concatenated(offset, line, fallback_session)
+        return
+    yield Piece(offset, _event(line, header, fallback_session))
+
+
+def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iterator[Piece | Bad]:
+    """The rare path: several objects on one line, or bytes that are not JSON at all."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield Bad(offset, f"not UTF-8 ({exc.reason} at byte {exc.start})", line)
+        return
+    decoder = json.JSONDecoder()
+    starts = []
+    index = 0
+    while index < len(text):
+        while index < len(text) and text[index] in " \t\r":
+            index += 1
+        if index >= len(text):
+            break
+        try:
+            _, end = decoder.raw_decode(text, index)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = f"not JSON: {exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not JSON: nested too deeply"
+            if not starts:
+                yield Bad(offset, reason, line)
+                return
+            starts.append((index, reason))
+            break
+        starts.append((index, None))
+        index = end
+    cuts = [len(text[:start].encode("utf-8")) for start, _ in starts] + [len(line)]
+    for (start, failure), begin, finish in zip(starts, cuts, cuts[1:]):
+        data = line[begin:finish]
+        if failure is not None:
+            yield Bad(offset + begin, failure, data)
+            continue
+        try:
+            header = decode_header(data)
+        except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+            yield Bad(offset + begin, f"not JSON: {exc}", data)
+            continue
+        yield Piece(offset + begin, _event(data, header, fallback_session))
+
+
+def _event(data: bytes, header, fallback_session: str) -> NewEvent:
+    session = header.session_id if isinstance(header.session_id, str) and header.session_id else fallback_session
+    stream = session_stream(session)
+    event_id = blake2b(stream.encode() + b"\n" + data, digest_size=16).hexdigest()
+    return NewEvent(
+        event_id=event_id,
+        stream=stream,
+        type=event_type(header.type),
+        entity=ENTITY,
+        entity_id=header.uuid if isinstance(header.uuid, str) and header.uuid else event_id,
+        op="create",
+        data=data,
+        actor=ACTOR,
+        occurred_at=parse_timestamp(header.timestamp),
+    )
+
+
+def parse_timestamp(value: object) -> int | None:
+    """An ISO-8601 timestamp as epoch milliseconds; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return round(moment.timestamp() * 1000)

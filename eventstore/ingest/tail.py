@@ -1,0 +1,49 @@
+"""Tail: ingest, then follow the transcript roots and ingest each change as it happens."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import watchfiles
+
+from eventstore.ingest.ingester import Ingester, IngestReport
+
+DEBOUNCE_MS = 50
+STEP_MS = 5
+
+
+def tail(
+    ingester: Ingester,
+    roots: Sequence[Path],
+    on_batch: Callable[[IngestReport], None],
+    stop: threading.Event,
+) -> IngestReport:
+    """Catch up on the roots, then ingest every changed transcript file until `stop` is set.
+
+    Each change is ingested as one batch (one transaction unless it is very large) and
+    reported through `on_batch`; the current batch always finishes before returning.
+    """
+    total = ingester.ingest(roots)
+    on_batch(total)
+    watched = [str(root) for root in roots if root.exists()]
+    if not watched:
+        return total
+    for changes in watchfiles.watch(
+        *watched,
+        watch_filter=lambda _change, path: path.endswith(".jsonl"),
+        debounce=DEBOUNCE_MS,
+        step=STEP_MS,
+        stop_event=stop,
+        raise_interrupt=False,
+        rust_timeout=1_000,
+        yield_on_timeout=False,
+    ):
+        paths = sorted({Path(path) for _, path in changes})
+        report = ingester.ingest_files([p for p in paths if p.is_file()])
+        total.add(report)
+        on_batch(report)
+        if stop.is_set():
+            break
+    return total
