@@ -1,0 +1,39 @@
+"""Payload compression: any bytes come back exactly, with and without dictionaries, across changes."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+from hypothesis import given, settings
+
+from conftest import new_event
+from eventstore import Store
+from eventstore import codec as codec_module
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=2000), min_size=1, max_size=20))
+def test_any_bytes_round_trip(tmp_path_factory, payloads):
+    path = tmp_path_factory.mktemp("codec") / "e.db"
+    with Store(path) as s:
+        s.append([new_event("x", p) for p in payloads])
+        assert [e.data for e in s.read_all()] == payloads
+
+
+def test_round_trip_across_dictionary_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(codec_module, "FIRST_TRAINING_AT", 300)
+    payloads = [
+        b'{"type":"user","message":{"role":"user","content":"please fix bug %d in module %d"},"n":%d}' % (i, i % 7, i)
+        for i in range(7000)
+    ]
+    with Store(tmp_path / "e.db") as s:
+        for start in range(0, len(payloads), 250):
+            s.append([new_event(f"s{start % 3}", p) for p in payloads[start:start + 250]])
+        dicts = s.db.conn.execute("SELECT dict_id, trained_at FROM dictionaries ORDER BY dict_id").fetchall()
+        assert len(dicts) >= 2, "a first and a later, retrained dictionary"
+        used = {d for (d,) in s.db.conn.execute("SELECT DISTINCT dict_id FROM events")}
+        assert {0, dicts[0][0], dicts[-1][0]} <= used
+        assert [e.data for e in s.read_all()] == payloads
+    with Store(tmp_path / "e.db") as s:  # a fresh process knows only what the file holds
+        assert [e.data for e in s.read_all()] == payloads
+        stored = s.db.conn.execute("SELECT sum(length(data)) FROM events").fetchall()[0][0]
+        assert stored < sum(map(len, payloads)) / 3

@@ -1,0 +1,102 @@
+"""The log commands as CONTRACT.md gives them: events, changes, export, import."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import new_event, run_cli
+from eventstore import Store
+
+EVENT_KEYS = {"position", "event_id", "stream", "version", "type", "schema_version", "entity", "entity_id",
+              "op", "client_id", "actor", "occurred_at", "recorded_at", "data"}
+CHANGE_KEYS = {"position", "event_id", "entity", "entity_id", "op", "version", "client_id", "recorded_at"}
+
+
+def seed(path, n=5):
+    with Store(path) as s:
+        s.append([new_event(f"task:{i % 2}", f'{{"n":{i}}}'.encode(), op="create" if i < 2 else "update",
+                            entity="task", entity_id=str(i % 2)) for i in range(n)])
+        return s.client_id
+
+
+def json_lines(result):
+    return [json.loads(line) for line in result.stdout.decode().splitlines()]
+
+
+def test_events_json_lines(tmp_path):
+    db = tmp_path / "a.db"
+    seed(db)
+    lines = json_lines(run_cli("events", "--json", db=db))
+    assert [line["position"] for line in lines] == [1, 2, 3, 4, 5]
+    assert all(set(line) >= EVENT_KEYS for line in lines)
+    assert lines[2]["data"] == '{"n":2}' and lines[2]["op"] == "update"
+    assert [line["position"] for line in json_lines(run_cli("events", "--json", "--after", "2", "--limit", "2", db=db))] == [3, 4]
+    stream = json_lines(run_cli("events", "--json", "--stream", "task:1", db=db))
+    assert [(line["stream"], line["version"]) for line in stream] == [("task:1", 1), ("task:1", 2)]
+
+
+def test_changes_feed_ends_with_the_cursor(tmp_path):
+    db = tmp_path / "a.db"
+    seed(db)
+    lines = json_lines(run_cli("changes", "--since", "3", "--json", db=db))
+    assert [line["position"] for line in lines[:-1]] == [4, 5]
+    assert all(set(line) == CHANGE_KEYS for line in lines[:-1])
+    assert lines[-1] == {"cursor": 5}
+    assert json_lines(run_cli("changes", "--since", "5", "--json", db=db)) == [{"cursor": 5}]
+    assert json_lines(run_cli("changes", "--since", "1", "--limit", "1", "--json", db=db))[-1] == {"cursor": 2}
+
+
+def test_export_import_preserves_ids_versions_and_clients_idempotently(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    client = seed(a)
+    dump = tmp_path / "dump.jsonl"
+    run_cli("export", str(dump), db=a)
+    assert len(dump.read_bytes().splitlines()) == 5
+    first = json.loads(run_cli("import", str(dump), "--json", db=b).stdout)
+    assert first == {"events": 5, "appended": 5, "duplicates": 0, "conflicts": []}
+    again = json.loads(run_cli("import", str(dump), "--json", db=b).stdout)
+    assert again == {"events": 5, "appended": 0, "duplicates": 5, "conflicts": []}
+    with Store(a) as sa, Store(b) as sb:
+        mine, theirs = sa.read_all(), sb.read_all()
+        assert [(e.event_id, e.stream, e.version, e.client_id, e.recorded_at, e.data) for e in mine] == \
+               [(e.event_id, e.stream, e.version, e.client_id, e.recorded_at, e.data) for e in theirs]
+        assert all(e.client_id == client for e in theirs) and sb.client_id != client
+    since = tmp_path / "since.jsonl"
+    run_cli("export", "--since", "3", str(since), db=a)
+    assert [json.loads(x)["position"] for x in since.read_bytes().splitlines()] == [4, 5]
+
+
+def test_import_reports_a_conflicting_stream_instead_of_merging(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    seed(a)
+    dump = tmp_path / "dump.jsonl"
+    run_cli("export", str(dump), db=a)
+    with Store(b) as s:  # b already has its own history on task:0
+        s.append([new_event("task:0", b'{"mine":true}', entity="task", entity_id="0")])
+    result = run_cli("import", str(dump), "--json", db=b, check=False)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert [c["stream"] for c in report["conflicts"]] == ["task:0"]
+    assert report["appended"] == 2  # task:1 imported whole
+    assert "conflict: stream 'task:0'" in result.stderr.decode()
+    with Store(b) as s:
+        assert [e.data for e in s.read_stream("task:0")] == [b'{"mine":true}']
+
+
+def test_binary_payloads_round_trip_through_export(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    with Store(a) as s:
+        s.append([new_event("bin", bytes(range(256)))])
+    dump = tmp_path / "d.jsonl"
+    run_cli("export", str(dump), db=a)
+    assert json.loads(dump.read_bytes())["data_encoding"] == "base64"
+    run_cli("import", str(dump), db=b)
+    with Store(b) as s:
+        assert s.read_all()[0].data == bytes(range(256))
+
+
+def test_import_of_a_malformed_file_is_a_clean_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"position": 1}\n')
+    result = run_cli("import", str(bad), db=tmp_path / "x.db", check=False)
+    assert result.returncode == 1 and "line 1" in result.stderr.decode() and "Traceback" not in result.stderr.decode()

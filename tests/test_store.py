@@ -1,0 +1,209 @@
+"""The Store against a real SQLite file: appends, reads, named errors, append-only, file modes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import apsw
+import pytest
+
+from conftest import new_event
+from eventstore import (
+    EventIdConflict,
+    ExpectedVersion,
+    NotADatabase,
+    Store,
+    TooNewDatabase,
+    WrongExpectedVersion,
+)
+
+
+def test_append_assigns_gap_free_positions_and_stream_versions(store):
+    positions = store.append([new_event("a"), new_event("b"), new_event("a")])
+    assert positions == [1, 2, 3]
+    assert [e.version for e in store.read_stream("a")] == [1, 2]
+    assert [e.position for e in store.read_all()] == [1, 2, 3]
+    assert store.stream_version("a") == 2 and store.stream_version("missing") == 0
+    assert store.head() == 3
+
+
+def test_read_back_is_exact(store):
+    event = new_event("a", b'{"x": "\xc3\xa9"}\r', type="t.x", op="update", entity="e", entity_id="9")
+    (position,) = store.append([event])
+    got = store.get(position)
+    assert got is not None
+    assert (got.event_id, got.stream, got.type, got.op, got.entity, got.entity_id, got.data) == (
+        event.event_id, "a", "t.x", "update", "e", "9", event.data)
+    assert got.client_id == store.client_id and got.recorded_at > 0
+
+
+@pytest.mark.parametrize(
+    "expected, current, ok",
+    [
+        (ExpectedVersion.NO_STREAM, 0, True),
+        (ExpectedVersion.NO_STREAM, 1, False),
+        (ExpectedVersion.EXISTS, 0, False),
+        (ExpectedVersion.EXISTS, 2, True),
+        (2, 2, True),
+        (1, 2, False),
+        (3, 2, False),
+        (ExpectedVersion.ANY, 5, True),
+    ],
+)
+def test_expected_version(store, expected, current, ok):
+    if current:
+        store.append([new_event("s") for _ in range(current)])
+    if ok:
+        store.append([new_event("s")], expected)
+        assert store.stream_version("s") == current + 1
+    else:
+        with pytest.raises(WrongExpectedVersion) as info:
+            store.append([new_event("s")], expected)
+        assert info.value.actual == current and "stream 's'" in str(info.value)
+        assert store.stream_version("s") == current
+
+
+def test_failed_batch_appends_nothing(store):
+    store.append([new_event("a")])
+    with pytest.raises(WrongExpectedVersion):
+        store.append([new_event("b"), new_event("a")], {"a": ExpectedVersion.NO_STREAM})
+    assert store.head() == 1 and store.stream_version("b") == 0
+
+
+def test_same_id_same_content_is_a_noop(store):
+    event = new_event("a", b'{"n":1}')
+    first = store.append([event], ExpectedVersion.NO_STREAM)
+    again = store.append([event], ExpectedVersion.NO_STREAM)  # a retried append
+    assert first == again == [1]
+    assert store.head() == 1 and store.stream_version("a") == 1
+
+
+def test_same_id_other_content_is_a_named_error(store):
+    event = new_event("a", b'{"n":1}')
+    store.append([event])
+    with pytest.raises(EventIdConflict) as info:
+        store.append([new_event("a", b'{"n":2}', event_id=event.event_id)])
+    assert info.value.position == 1
+    with pytest.raises(EventIdConflict):
+        store.append([new_event("other", b'{"n":1}', event_id=event.event_id)])
+
+
+def test_event_id_must_be_128_bit_hex(store):
+    with pytest.raises(ValueError, match="32 hex digits"):
+        store.append([new_event(event_id="not-hex")])
+
+
+def test_events_table_rejects_update_and_delete_from_any_client(store):
+    store.append([new_event("a")])
+    store.close()
+    for statement in ("UPDATE events SET actor = 'x'", "DELETE FROM events", "UPDATE events SET data = x'00'"):
+        raw = apsw.Connection(str(store.path))
+        with pytest.raises(apsw.ConstraintError, match="append-only"):
+            raw.execute(statement)
+        raw.close()
+        plain = sqlite3.connect(store.path)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            plain.execute(statement)
+        plain.close()
+
+
+def test_new_database_is_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        path = tmp_path / "deep" / "dir" / "events.db"
+        with Store(path) as s:
+            s.append([new_event()])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for sidecar in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if sidecar.exists():
+            assert stat.S_IMODE(sidecar.stat().st_mode) & 0o077 == 0
+
+
+def test_file_that_is_not_a_database_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 200)
+    with pytest.raises(NotADatabase, match="not an eventstore database"):
+        Store(path)
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(NotADatabase, match="not an eventstore one"):
+        Store(path)
+
+
+def test_database_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "events.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(TooNewDatabase, match="upgrade eventstore"):
+        Store(path)
+
+
+def test_migrations_are_recorded_and_reopening_is_stable(tmp_path):
+    path = tmp_path / "events.db"
+    with Store(path) as s:
+        client = s.client_id
+        s.append([new_event()])
+    with Store(path) as s:
+        assert s.client_id == client and s.head() == 1
+        versions = [v for (v,) in s.db.conn.execute("SELECT version FROM migrations ORDER BY version")]
+        assert versions == list(range(1, len(versions) + 1)) and versions
+
+
+def test_cli_reports_bad_database_without_traceback(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"\x00junk" * 1000)
+    result = subprocess.run([sys.executable, "-m", "eventstore", "--db", str(path), "events"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "not an eventstore database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_subscribe_wakes_on_an_append_from_another_process(tmp_path):
+    path = tmp_path / "events.db"
+    with Store(path) as s:
+        s.append([new_event("a")])
+        stream = s.subscribe(after=0, idle_seconds=10)
+        assert next(stream).position == 1
+        writer = (
+            "import sys, time, uuid; sys.path.insert(0, %r)\n"
+            "from eventstore import Store, NewEvent\n"
+            "s = Store(%r)\n"
+            "time.sleep(0.3)\n"
+            "t = time.time()\n"
+            "s.append([NewEvent(event_id=uuid.uuid4().hex, stream='b', type='t', entity='e', entity_id='1',"
+            " op='create', data=b'{}')])\n"
+            "print(t)\n"
+        ) % (str(Path(__file__).parent.parent), str(path))
+        proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+        event = next(stream)
+        woke = time.time()
+        appended_at = float(proc.communicate(timeout=30)[0])
+        stream.close()
+    assert event.position == 2 and event.stream == "b"
+    assert woke - appended_at < 0.5  # typically a few ms; generous against a loaded machine
+
+
+def test_sql_function_reads_compressed_payloads(store):
+    payloads = [(b'{"type":"assistant","text":"%s"}' % (b"word " * (i % 50 + 10))) for i in range(3000)]
+    store.append([new_event("a", p) for p in payloads])
+    rows = store.db.conn.execute("SELECT dict_id, event_data(dict_id, data) FROM events ORDER BY position").fetchall()
+    assert [r[1] for r in rows] == payloads
+    assert {r[0] for r in rows} >= {0}  # compressed without a dictionary before one was trained
