@@ -36,4 +36,4 @@ def test_round_trip_across_dictionary_changes(tmp_path, monkeypatch):
     with Store(tmp_path / "e.db") as s:  # a fresh process knows only what the file holds
         assert [e.data for e in s.read_all()] == payloads
         stored = s.db.conn.execute("SELECT sum(length(data)) FROM events").fetchall()[0][0]
-        assert stored < sum(map(len, payloads)) / 3
+        assert stored < sum(map(len, payloads)) / 2
