@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
@@ -47,10 +47,13 @@ def _k(name: str) -> Any:
 
 
 class _Struct(msgspec.Struct, frozen=True, kw_only=True):
-    """Base of every type here: immutable, keyword-only, unknown keys ignored."""
+    """Base of every type here: immutable, unknown keys ignored.
+
+    msgspec does not inherit ``kw_only``, so every class below repeats it.
+    """
 
 
-class _Tagged(_Struct):
+class _Tagged(_Struct, kw_only=True):
     """Base of the types dispatched on their JSON ``type`` (records, blocks, progress data)."""
 
     @property
@@ -62,7 +65,7 @@ class _Tagged(_Struct):
 # ---------------------------------------------------------------- header (hot path)
 
 
-class Header(_Struct, gc=False):
+class Header(_Struct, gc=False, kw_only=True):
     """The few keys ingestion reads on every line; msgspec skips everything else."""
 
     type: str | None = None
@@ -73,7 +76,7 @@ class Header(_Struct, gc=False):
     is_sidechain: bool | None = _k("isSidechain")
 
 
-class _Kind(_Struct, gc=False):
+class _Kind(_Struct, gc=False, kw_only=True):
     """The dispatch keys of a record."""
 
     type: str | None = None
@@ -83,77 +86,77 @@ class _Kind(_Struct, gc=False):
 # ---------------------------------------------------------------- content blocks
 
 
-class TextBlock(_Tagged, tag="text"):
+class TextBlock(_Tagged, tag="text", kw_only=True):
     text: str | None = None
 
 
-class ThinkingBlock(_Tagged, tag="thinking"):
+class ThinkingBlock(_Tagged, tag="thinking", kw_only=True):
     thinking: str | None = None  # "" from 2.1.78 on: only the signature is persisted
     signature: str | None = None
 
 
-class RedactedThinkingBlock(_Tagged, tag="redacted_thinking"):
+class RedactedThinkingBlock(_Tagged, tag="redacted_thinking", kw_only=True):
     data: str | None = None
 
 
-class ToolUseBlock(_Tagged, tag="tool_use"):
+class ToolUseBlock(_Tagged, tag="tool_use", kw_only=True):
     id: str | None = None
     name: str | None = None
     input: dict[str, Any] | None = None
 
 
-class ImageSource(_Struct):
+class ImageSource(_Struct, kw_only=True):
     type: str | None = None
     media_type: str | None = None
     data: str | None = None
     url: str | None = None
 
 
-class ImageBlock(_Tagged, tag="image"):
+class ImageBlock(_Tagged, tag="image", kw_only=True):
     source: ImageSource | None = None
 
 
-class ToolReferenceBlock(_Tagged, tag="tool_reference"):
+class ToolReferenceBlock(_Tagged, tag="tool_reference", kw_only=True):
     tool_name: str | None = None
 
 
-ToolResultContent = Union[TextBlock, ImageBlock, ToolReferenceBlock]
+ToolResultContent = TextBlock | ImageBlock | ToolReferenceBlock
 """Blocks allowed inside a ``tool_result`` list; others decode to `UnknownBlock`."""
 
 
-class ToolResultBlock(_Tagged, tag="tool_result"):
+class ToolResultBlock(_Tagged, tag="tool_result", kw_only=True):
     tool_use_id: str | None = None
     content: str | list[ToolResultContent] | None = None
     is_error: bool | None = None
 
 
-class UnknownBlock(_Struct):
+class UnknownBlock(_Struct, kw_only=True):
     """A content block of a type this module does not know; only its type is kept."""
 
     type: str | None = None
 
 
-ContentBlock = Union[
-    TextBlock, ThinkingBlock, RedactedThinkingBlock, ToolUseBlock, ToolResultBlock,
-    ImageBlock, ToolReferenceBlock,
-]
+ContentBlock = (
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock | ToolResultBlock
+    | ImageBlock | ToolReferenceBlock
+)
 """Known content blocks; an unknown block type decodes to `UnknownBlock`."""
 
 
 # ---------------------------------------------------------------- API messages and usage
 
 
-class CacheCreation(_Struct):
+class CacheCreation(_Struct, kw_only=True):
     ephemeral_5m_input_tokens: int | None = None
     ephemeral_1h_input_tokens: int | None = None
 
 
-class ServerToolUse(_Struct):
+class ServerToolUse(_Struct, kw_only=True):
     web_search_requests: int | None = None
     web_fetch_requests: int | None = None
 
 
-class UsageIteration(_Struct):
+class UsageIteration(_Struct, kw_only=True):
     """One entry of ``usage.iterations``: equals the top-level figures; never add them."""
 
     type: str | None = None
@@ -164,7 +167,7 @@ class UsageIteration(_Struct):
     cache_creation: CacheCreation | None = None
 
 
-class Usage(_Struct):
+class Usage(_Struct, kw_only=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
@@ -177,12 +180,12 @@ class Usage(_Struct):
     iterations: list[UsageIteration] | None = None
 
 
-class UserMessage(_Struct):
+class UserMessage(_Struct, kw_only=True):
     role: str | None = None
     content: str | list[ContentBlock] | None = None
 
 
-class AssistantMessage(_Struct):
+class AssistantMessage(_Struct, kw_only=True):
     """The Anthropic API message; each transcript line carries one content block of it."""
 
     id: str | None = None
@@ -196,11 +199,11 @@ class AssistantMessage(_Struct):
     usage: Usage | None = None
 
 
-ToolUseResult = Union[str, list[Any], dict[str, Any], None]
+ToolUseResult = str | list[Any] | dict[str, Any] | None
 """``toolUseResult``: an object per tool, a string for errors, a list for some MCP tools."""
 
 
-class TodoItem(_Struct):
+class TodoItem(_Struct, kw_only=True):
     content: str | None = None
     status: str | None = None
     active_form: str | None = _k("activeForm")
@@ -211,14 +214,14 @@ class TodoItem(_Struct):
 # ---------------------------------------------------------------- records
 
 
-class BaseRecord(_Tagged):
+class BaseRecord(_Tagged, kw_only=True):
     """Fields every record may carry (the small metadata records carry only these)."""
 
     session_id: str | None = _k("sessionId")
     timestamp: str | None = None
 
 
-class EnvelopeRecord(BaseRecord):
+class EnvelopeRecord(BaseRecord, kw_only=True):
     """Records linked into the conversation tree (user, assistant, system, progress, ...)."""
 
     uuid: str | None = None
@@ -235,7 +238,9 @@ class EnvelopeRecord(BaseRecord):
     team_name: str | None = _k("teamName")
 
 
-class UserRecord(EnvelopeRecord, tag="user"):
+class UserRecord(EnvelopeRecord, tag="user", kw_only=True):
+    """A prompt, command output, compact summary or tool result (one block per record)."""
+
     message: UserMessage | None = None
     tool_use_result: ToolUseResult = _k("toolUseResult")
     source_tool_assistant_uuid: str | None = _k("sourceToolAssistantUUID")
@@ -250,7 +255,9 @@ class UserRecord(EnvelopeRecord, tag="user"):
     todos: list[TodoItem] | None = None
 
 
-class AssistantRecord(EnvelopeRecord, tag="assistant"):
+class AssistantRecord(EnvelopeRecord, tag="assistant", kw_only=True):
+    """One content block of an API response; lines of a response share message.id+requestId."""
+
     request_id: str | None = _k("requestId")
     message: AssistantMessage | None = None
     is_api_error_message: bool | None = _k("isApiErrorMessage")
@@ -262,7 +269,7 @@ class AssistantRecord(EnvelopeRecord, tag="assistant"):
     attribution_agent: str | None = _k("attributionAgent")
 
 
-class SystemRecord(EnvelopeRecord, tag="system"):
+class SystemRecord(EnvelopeRecord, tag="system", kw_only=True):
     """A system record; also the type of old untyped ones and of unknown subtypes."""
 
     subtype: str | None = None
@@ -271,20 +278,20 @@ class SystemRecord(EnvelopeRecord, tag="system"):
     tool_use_id: str | None = _k("toolUseID")
 
 
-class CompactMetadata(_Struct):
+class CompactMetadata(_Struct, kw_only=True):
     trigger: str | None = None
     pre_tokens: int | None = _k("preTokens")
     post_tokens: int | None = _k("postTokens")
     duration_ms: int | float | None = _k("durationMs")
 
 
-class CompactBoundaryRecord(SystemRecord, tag="system"):
+class CompactBoundaryRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "compact_boundary"
     compact_metadata: CompactMetadata | None = _k("compactMetadata")
     logical_parent_uuid: str | None = _k("logicalParentUuid")
 
 
-class MicrocompactMetadata(_Struct):
+class MicrocompactMetadata(_Struct, kw_only=True):
     trigger: str | None = None
     pre_tokens: int | None = _k("preTokens")
     tokens_saved: int | None = _k("tokensSaved")
@@ -292,17 +299,17 @@ class MicrocompactMetadata(_Struct):
     cleared_attachment_uuids: list[str] | None = _k("clearedAttachmentUUIDs")
 
 
-class MicrocompactBoundaryRecord(SystemRecord, tag="system"):
+class MicrocompactBoundaryRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "microcompact_boundary"
     microcompact_metadata: MicrocompactMetadata | None = _k("microcompactMetadata")
 
 
-class HookInfo(_Struct):
+class HookInfo(_Struct, kw_only=True):
     command: str | None = None
     duration_ms: int | float | None = _k("durationMs")
 
 
-class StopHookSummaryRecord(SystemRecord, tag="system"):
+class StopHookSummaryRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "stop_hook_summary"
     hook_count: int | None = _k("hookCount")
     hook_infos: list[HookInfo] | None = _k("hookInfos")
@@ -313,18 +320,18 @@ class StopHookSummaryRecord(SystemRecord, tag="system"):
     has_output: bool | None = _k("hasOutput")
 
 
-class TurnDurationRecord(SystemRecord, tag="system"):
+class TurnDurationRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "turn_duration"
     duration_ms: int | float | None = _k("durationMs")
     message_count: int | None = _k("messageCount")
     pending_background_agent_count: int | None = _k("pendingBackgroundAgentCount")
 
 
-class LocalCommandRecord(SystemRecord, tag="system"):
+class LocalCommandRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "local_command"
 
 
-class ApiErrorRecord(SystemRecord, tag="system"):
+class ApiErrorRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "api_error"
     error: str | dict[str, Any] | None = None
     retry_in_ms: int | float | None = _k("retryInMs")
@@ -332,22 +339,22 @@ class ApiErrorRecord(SystemRecord, tag="system"):
     max_retries: int | None = _k("maxRetries")
 
 
-class BridgeStatusRecord(SystemRecord, tag="system"):
+class BridgeStatusRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "bridge_status"
     url: str | None = None
 
 
-class AwaySummaryRecord(SystemRecord, tag="system"):
+class AwaySummaryRecord(SystemRecord, tag="system", kw_only=True):
     subtype: str | None = "away_summary"
 
 
-class HookProgress(_Tagged, tag="hook_progress"):
+class HookProgress(_Tagged, tag="hook_progress", kw_only=True):
     hook_event: str | None = _k("hookEvent")
     hook_name: str | None = _k("hookName")
     command: str | None = None
 
 
-class BashProgress(_Tagged, tag="bash_progress"):
+class BashProgress(_Tagged, tag="bash_progress", kw_only=True):
     output: str | None = None
     full_output: str | None = _k("fullOutput")
     elapsed_time_seconds: int | float | None = _k("elapsedTimeSeconds")
@@ -355,7 +362,7 @@ class BashProgress(_Tagged, tag="bash_progress"):
     timeout_ms: int | float | None = _k("timeoutMs")
 
 
-class AgentProgress(_Tagged, tag="agent_progress"):
+class AgentProgress(_Tagged, tag="agent_progress", kw_only=True):
     """Subagent progress; ``message`` is a full copy of a subagent record, usage included."""
 
     agent_id: str | None = _k("agentId")
@@ -363,47 +370,49 @@ class AgentProgress(_Tagged, tag="agent_progress"):
     message: UserRecord | AssistantRecord | None = None
 
 
-class McpProgress(_Tagged, tag="mcp_progress"):
+class McpProgress(_Tagged, tag="mcp_progress", kw_only=True):
     status: str | None = None
     server_name: str | None = _k("serverName")
     tool_name: str | None = _k("toolName")
     elapsed_time_ms: int | float | None = _k("elapsedTimeMs")
 
 
-class QueryUpdate(_Tagged, tag="query_update"):
+class QueryUpdate(_Tagged, tag="query_update", kw_only=True):
     query: str | None = None
 
 
-class SearchResultsReceived(_Tagged, tag="search_results_received"):
+class SearchResultsReceived(_Tagged, tag="search_results_received", kw_only=True):
     result_count: int | None = _k("resultCount")
     query: str | None = None
 
 
-class WaitingForTask(_Tagged, tag="waiting_for_task"):
+class WaitingForTask(_Tagged, tag="waiting_for_task", kw_only=True):
     task_description: str | None = _k("taskDescription")
     task_type: str | None = _k("taskType")
 
 
-class UnknownProgress(_Struct):
+class UnknownProgress(_Struct, kw_only=True):
     """A progress payload of a type this module does not know; only its type is kept."""
 
     type: str | None = None
 
 
-ProgressData = Union[
-    HookProgress, BashProgress, AgentProgress, McpProgress, QueryUpdate,
-    SearchResultsReceived, WaitingForTask,
-]
+ProgressData = (
+    HookProgress | BashProgress | AgentProgress | McpProgress | QueryUpdate
+    | SearchResultsReceived | WaitingForTask
+)
 """Known ``progress.data`` payloads; an unknown one decodes to `UnknownProgress`."""
 
 
-class ProgressRecord(EnvelopeRecord, tag="progress"):
+class ProgressRecord(EnvelopeRecord, tag="progress", kw_only=True):
+    """Tool/hook/subagent progress (2.1.7..2.1.81); agent_progress embeds usage copies."""
+
     data: ProgressData | None = None
     tool_use_id: str | None = _k("toolUseID")
     parent_tool_use_id: str | None = _k("parentToolUseID")
 
 
-class Attachment(_Struct):
+class Attachment(_Struct, kw_only=True):
     """``attachment`` payload: one loose struct for its many types (hook_success, ...)."""
 
     type: str | None = None
@@ -420,100 +429,110 @@ class Attachment(_Struct):
     filename: str | None = None
 
 
-class AttachmentRecord(EnvelopeRecord, tag="attachment"):
+class AttachmentRecord(EnvelopeRecord, tag="attachment", kw_only=True):
+    """Context attached to the conversation: hook output, reminders, listings (2.1.114+)."""
+
     attachment: Attachment | None = None
 
 
-class SummaryRecord(BaseRecord, tag="summary"):
+class SummaryRecord(BaseRecord, tag="summary", kw_only=True):
+    """A session title; ``leafUuid`` may point into another file."""
+
     summary: str | None = None
     leaf_uuid: str | None = _k("leafUuid")
 
 
-class FileBackup(_Struct):
+class FileBackup(_Struct, kw_only=True):
     backup_file_name: str | None = _k("backupFileName")
     version: int | None = None
     backup_time: str | None = _k("backupTime")
     real_parent_dir: str | None = _k("realParentDir")
 
 
-class FileHistorySnapshot(_Struct):
+class FileHistorySnapshot(_Struct, kw_only=True):
     message_id: str | None = _k("messageId")
     tracked_file_backups: dict[str, FileBackup] | None = _k("trackedFileBackups")
     timestamp: str | None = None
 
 
-class FileHistorySnapshotRecord(BaseRecord, tag="file-history-snapshot"):
+class FileHistorySnapshotRecord(BaseRecord, tag="file-history-snapshot", kw_only=True):
+    """Backups of edited files taken for the user prompt ``messageId``."""
+
     message_id: str | None = _k("messageId")
     snapshot: FileHistorySnapshot | None = None
     is_snapshot_update: bool | None = _k("isSnapshotUpdate")
 
 
-class FileHistoryDeltaRecord(BaseRecord, tag="file-history-delta"):
+class FileHistoryDeltaRecord(BaseRecord, tag="file-history-delta", kw_only=True):
+    """One file backup added to snapshot ``snapshotMessageId`` (2.1.210+)."""
+
     message_id: str | None = _k("messageId")
     snapshot_message_id: str | None = _k("snapshotMessageId")
     tracking_path: str | None = _k("trackingPath")
     backup: FileBackup | None = None
 
 
-class QueueOperationRecord(BaseRecord, tag="queue-operation"):
+class QueueOperationRecord(BaseRecord, tag="queue-operation", kw_only=True):
+    """A typed-ahead prompt queued or dequeued."""
+
     operation: str | None = None
     content: str | list[ContentBlock] | None = None
 
 
-class CustomTitleRecord(BaseRecord, tag="custom-title"):
+class CustomTitleRecord(BaseRecord, tag="custom-title", kw_only=True):
     custom_title: str | None = _k("customTitle")
 
 
-class AgentNameRecord(BaseRecord, tag="agent-name"):
+class AgentNameRecord(BaseRecord, tag="agent-name", kw_only=True):
     agent_name: str | None = _k("agentName")
 
 
-class AiTitleRecord(BaseRecord, tag="ai-title"):
+class AiTitleRecord(BaseRecord, tag="ai-title", kw_only=True):
     ai_title: str | None = _k("aiTitle")
 
 
-class LastPromptRecord(BaseRecord, tag="last-prompt"):
+class LastPromptRecord(BaseRecord, tag="last-prompt", kw_only=True):
     last_prompt: str | None = _k("lastPrompt")
     leaf_uuid: str | None = _k("leafUuid")
 
 
-class ModeRecord(BaseRecord, tag="mode"):
+class ModeRecord(BaseRecord, tag="mode", kw_only=True):
     mode: str | None = None
 
 
-class PermissionModeRecord(BaseRecord, tag="permission-mode"):
+class PermissionModeRecord(BaseRecord, tag="permission-mode", kw_only=True):
     permission_mode: str | None = _k("permissionMode")
 
 
-class BridgeSessionRecord(BaseRecord, tag="bridge-session"):
+class BridgeSessionRecord(BaseRecord, tag="bridge-session", kw_only=True):
     bridge_session_id: str | None = _k("bridgeSessionId")
     last_sequence_num: int | None = _k("lastSequenceNum")
 
 
-class PrLinkRecord(BaseRecord, tag="pr-link"):
+class PrLinkRecord(BaseRecord, tag="pr-link", kw_only=True):
     pr_number: int | None = _k("prNumber")
     pr_url: str | None = _k("prUrl")
     pr_repository: str | None = _k("prRepository")
 
 
-class UnknownRecord(EnvelopeRecord):
+class UnknownRecord(EnvelopeRecord, kw_only=True):
     """An object whose ``type`` is unknown, missing or not a string (then ``type`` is None)."""
 
     type: str | None = None  # type: ignore[assignment]
 
 
-class NotARecord(_Struct):
+class NotARecord(_Struct, kw_only=True):
     """A line holding valid JSON that is not an object (``3``, ``[]``, ``"x"``, ``null``)."""
 
     value: Any = None
 
 
-Record = Union[
-    UserRecord, AssistantRecord, SystemRecord, ProgressRecord, AttachmentRecord, SummaryRecord,
-    FileHistorySnapshotRecord, FileHistoryDeltaRecord, QueueOperationRecord, CustomTitleRecord,
-    AgentNameRecord, AiTitleRecord, LastPromptRecord, ModeRecord, PermissionModeRecord,
-    BridgeSessionRecord, PrLinkRecord, UnknownRecord, NotARecord,
-]
+Record = (
+    UserRecord | AssistantRecord | SystemRecord | ProgressRecord | AttachmentRecord
+    | SummaryRecord | FileHistorySnapshotRecord | FileHistoryDeltaRecord | QueueOperationRecord
+    | CustomTitleRecord | AgentNameRecord | AiTitleRecord | LastPromptRecord | ModeRecord
+    | PermissionModeRecord | BridgeSessionRecord | PrLinkRecord | UnknownRecord | NotARecord
+)
 """What `decode_record` returns; system subtypes are subclasses of `SystemRecord`."""
 
 RECORD_TYPES: dict[str, type[BaseRecord]] = {
@@ -546,7 +565,7 @@ _DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
     c: msgspec.json.Decoder(c)
     for c in (*RECORD_TYPES.values(), *SYSTEM_SUBTYPES.values(), UnknownRecord)
 }
-_INFOS: dict[type, mi.StructType] = {c: mi.type_info(c) for c in (*_DECODERS, Header)}  # type: ignore[misc]
+_INFOS: dict[type, Any] = {c: mi.type_info(c) for c in (*_DECODERS, Header)}
 _DROP = object()  # "this value does not fit the declared type"
 _TOO_DEEP = object()  # valid JSON nested deeper than the decoders' recursion limit
 
@@ -555,7 +574,9 @@ def _record_class(type_: object, subtype: object) -> type:
     if not isinstance(type_, str):
         return UnknownRecord
     if type_ == "system":
-        return SYSTEM_SUBTYPES.get(subtype, SystemRecord) if isinstance(subtype, str) else SystemRecord
+        if isinstance(subtype, str):
+            return SYSTEM_SUBTYPES.get(subtype, SystemRecord)
+        return SystemRecord
     return RECORD_TYPES.get(type_, UnknownRecord)
 
 
@@ -662,7 +683,7 @@ def _coerce_union(t: mi.UnionType, v: Any) -> Any:
 def _scrub(v: Any) -> Any:
     """Replace lone surrogates (JSON ``\\ud83d`` escapes of truncated emoji) with U+FFFD."""
     if isinstance(v, str):
-        return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return v.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if isinstance(v, list):
         return [_scrub(x) for x in v]
     if isinstance(v, dict):
