@@ -47,3 +47,14 @@ def run_cli(*args: str, db: Path | None = None, input: bytes | None = None, env:
     if check and result.returncode != 0:
         raise AssertionError(f"eventstore {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}")
     return result
+
+
+def load_generator():
+    """The synthetic transcript generator from benchmarks/ (not an installed package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_transcripts", REPO / "benchmarks" / "gen_transcripts.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gen_transcripts", module)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,271 @@
+"""Ingestion of real and generated transcript trees: every line kept, exactly once, whatever happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, given, settings
+
+from conftest import load_generator, run_cli
+from eventstore import Store
+from eventstore.ingest import Ingester
+from eventstore.ingest.quarantine import listing
+
+
+def file_pieces(store: Store) -> dict[str, dict[int, bytes]]:
+    """For every source file: offset -> the bytes stored for the object read there."""
+    pieces: dict[str, dict[int, bytes]] = {}
+    rows = store.db.conn.execute(
+        "SELECT s.path, l.offset, l.position FROM line_sources l JOIN sources s USING (source_id)"
+    ).fetchall()
+    for path, offset, position in rows:
+        pieces.setdefault(path, {})[offset] = store.get(position).data
+    for q in store.db.conn.execute(
+        "SELECT s.path, q.offset, q.line FROM quarantine q JOIN sources s USING (source_id)"
+    ).fetchall():
+        pieces.setdefault(q[0], {})[q[1]] = q[2]
+    return pieces
+
+
+def assert_every_line_kept(store: Store, files: list[Path]) -> None:
+    """Each complete, non-blank line of each file is exactly the concatenation of what was stored for it."""
+    pieces = file_pieces(store)
+    for path in files:
+        content = path.read_bytes()
+        complete = content[: content.rfind(b"\n") + 1]
+        got = pieces.get(str(path), {})
+        offset = 0
+        for line in complete.split(b"\n")[:-1]:
+            if line.strip():
+                parts = sorted((o, d) for o, d in got.items() if offset <= o < offset + len(line))
+                assert parts and parts[0][0] == offset, f"{path}:{offset} was not kept"
+                assert b"".join(d for _, d in parts) == line, f"{path}:{offset} differs"
+            offset += len(line) + 1
+
+
+def log_of(store: Store) -> tuple:
+    """What must not depend on how ingestion was split: events, provenance, quarantine, checkpoints."""
+    events = {(e.event_id, e.stream, e.type, e.data) for e in store.read_all()}
+    provenance = set(store.db.conn.execute(
+        "SELECT s.path, l.offset, e.event_id FROM line_sources l JOIN sources s USING (source_id)"
+        " JOIN events e ON e.position = l.position").fetchall())
+    quarantined = {(q.file, q.offset, q.reason) for q in listing(store.db.conn)}
+    offsets = set(store.db.conn.execute("SELECT path, offset FROM sources").fetchall())
+    streams = {}
+    for e in store.read_all():
+        streams.setdefault(e.stream, []).append(e.version)
+    assert all(v == list(range(1, len(v) + 1)) for v in streams.values())
+    return events, provenance, quarantined, offsets
+
+
+def test_every_corpus_file_ingests_and_every_line_is_kept(corpus, tmp_path):
+    files = sorted(corpus.rglob("*.jsonl"))
+    with Store(tmp_path / "e.db") as store:
+        report = Ingester(store).ingest([corpus])
+        assert report.files == len(files) and report.warnings == []
+        assert report.events_appended > 4000 and report.quarantined == 0
+        assert_every_line_kept(store, files)
+        again = Ingester(store).ingest([corpus])
+        assert (again.files, again.events_appended, again.lines) == (0, 0, 0)
+
+
+def test_concatenated_objects_torn_lines_and_garbage(tmp_path):
+    root = tmp_path / "projects" / "-home-me-proj"
+    root.mkdir(parents=True)
+    session = root / "5b4e0a56-0000-4000-8000-000000000001.jsonl"
+    user = b'{"type":"user","sessionId":"s1","uuid":"u1","timestamp":"2026-05-01T10:00:00.000Z","message":{"role":"user","content":"hi"}}'
+    summary = b'{"type":"summary","summary":"Greeting","leafUuid":"u1"}'
+    session.write_bytes(
+        user + summary + b"\n"           # two objects on one line
+        + b"not json at all\n"
+        + b"\xff\xfe broken utf8\n"
+        + b"\n"                          # blank: nothing to keep
+        + b'{"type":"assistant","sessionId":"s1"}{"oops"\n'  # an object, then garbage
+        + b'{"type":"user","sessionId":"s1","uuid":"u2"'     # torn: no newline yet
+    )
+    db = tmp_path / "e.db"
+    with Store(db) as store:
+        report = Ingester(store).ingest([tmp_path / "projects"])
+        assert report.events_appended == 3 and report.quarantined == 3
+        events = store.read_all()
+        assert [e.data for e in events] == [user, summary, b'{"type":"assistant","sessionId":"s1"}']
+        assert [e.type for e in events] == ["claude.user", "claude.summary", "claude.assistant"]
+        # A line naming no session (the summary) belongs to the session the file is named after.
+        assert [e.stream for e in events] == [
+            "claude:session:s1", "claude:session:5b4e0a56-0000-4000-8000-000000000001", "claude:session:s1"]
+        assert events[0].occurred_at == 1777629600000
+        reasons = sorted(q.reason.split(":")[0] for q in listing(store.db.conn))
+        assert reasons == ["not JSON", "not JSON", "not UTF-8 (invalid start byte at byte 0)"]
+        assert_every_line_kept(store, [session])
+        with open(session, "ab") as f:      # the torn line completes
+            f.write(b',"timestamp":"2026-05-01T10:00:05.000Z"}\n')
+        report = Ingester(store).ingest([tmp_path / "projects"])
+        assert report.events_appended == 1 and store.read_all()[-1].entity_id == "u2"
+    out = json.loads(run_cli("quarantine", "--json", db=db).stdout)
+    assert len(out["quarantine"]) == 3 and set(out["quarantine"][0]) >= {"file", "offset", "reason"}
+
+
+def test_rewritten_shrunk_and_deleted_files(tmp_path):
+    root = tmp_path / "p" / "proj"
+    root.mkdir(parents=True)
+    f = root / "abc.jsonl"
+    lines = [b'{"type":"user","sessionId":"abc","uuid":"u%d"}' % i for i in range(5)]
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    with Store(tmp_path / "e.db") as store:
+        assert Ingester(store).ingest([tmp_path / "p"]).events_appended == 5
+        f.write_bytes(b"\n".join(lines[:3]) + b"\n")          # shrank: re-read, all duplicates
+        report = Ingester(store).ingest([tmp_path / "p"])
+        assert (report.events_appended, report.duplicates) == (0, 3)
+        f.write_bytes(b'{"type":"user","sessionId":"abc","uuid":"new"}\n' + b"\n".join(lines) + b"\n")
+        report = Ingester(store).ingest([tmp_path / "p"])     # head changed: re-read
+        assert (report.events_appended, report.duplicates) == (1, 5)
+        f.unlink()
+        report = Ingester(store).ingest([tmp_path / "p"])
+        assert report.files_seen == 0 and store.head() == 6   # a deleted file keeps its events
+
+
+def test_same_lines_in_several_files_are_stored_once(tmp_path):
+    session = b'{"type":"user","sessionId":"s9","uuid":"u1","message":{"content":"x"}}\n'
+    for project in ("a", "b", "c"):
+        (tmp_path / "p" / project).mkdir(parents=True)
+        (tmp_path / "p" / project / "s9.jsonl").write_bytes(session * 1 + b'{"type":"summary","summary":"t"}\n')
+    with Store(tmp_path / "e.db") as store:
+        report = Ingester(store).ingest([tmp_path / "p"])
+        assert (report.events_appended, report.duplicates) == (2, 4)
+        origins = store.db.conn.execute("SELECT count(*) FROM line_sources").fetchall()[0][0]
+        assert origins == 6  # provenance keeps every place a line was seen
+
+
+def test_subagent_layouts_go_to_the_parent_session(tmp_path):
+    proj = tmp_path / "p" / "-x"
+    (proj / "sess1" / "subagents").mkdir(parents=True)
+    (proj / "sess1.jsonl").write_bytes(b'{"type":"user","sessionId":"sess1","uuid":"a"}\n')
+    (proj / "sess1" / "subagents" / "agent-a1.jsonl").write_bytes(
+        b'{"type":"user","sessionId":"sess1","isSidechain":true,"agentId":"a1","uuid":"b"}\n'
+        b'{"type":"summary","summary":"no session id here"}\n')
+    (proj / "agent-0c78cdae.jsonl").write_bytes(b'{"type":"user","sessionId":"sess1","isSidechain":true,"uuid":"c"}\n')
+    (proj / "empty.jsonl").write_bytes(b"")
+    with Store(tmp_path / "e.db") as store:
+        report = Ingester(store).ingest([tmp_path / "p"])
+        assert report.files == 4 and report.events_appended == 4
+        assert {e.stream for e in store.read_all()} == {"claude:session:sess1"}
+
+
+@st.composite
+def tree_and_cuts(draw):
+    records = draw(st.lists(st.one_of(
+        st.builds(lambda s, n, t: json.dumps({"type": t, "sessionId": s, "uuid": f"u{n}", "n": n}).encode(),
+                  st.sampled_from(["s1", "s2"]), st.integers(0, 10**6), st.sampled_from(["user", "assistant", "x"])),
+        st.just(b'{"type":"summary","summary":"s"}{"type":"user","sessionId":"s1"}'),
+        st.binary(max_size=20).filter(lambda b: b"\n" not in b),
+    ), min_size=1, max_size=25))
+    files = draw(st.lists(st.integers(0, 2), min_size=len(records), max_size=len(records)))
+    content: dict[int, bytes] = {}
+    for record, index in zip(records, files):
+        content[index] = content.get(index, b"") + record + b"\n"
+    cuts = {i: sorted(draw(st.lists(st.integers(0, len(c)), max_size=4))) for i, c in content.items()}
+    return content, cuts
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree_and_cuts())
+def test_any_split_of_the_input_gives_the_same_log(tmp_path_factory, drawn):
+    content, cuts = drawn
+    base = tmp_path_factory.mktemp("split")
+    whole_root, split_root = base / "whole" / "proj", base / "split" / "proj"
+    whole_root.mkdir(parents=True)
+    split_root.mkdir(parents=True)
+    for i, data in content.items():
+        (whole_root / f"f{i}.jsonl").write_bytes(data)
+        (split_root / f"f{i}.jsonl").write_bytes(b"")
+    with Store(base / "whole.db") as whole:
+        Ingester(whole).ingest([whole_root.parent])
+        expected = log_of(whole)
+    with Store(base / "split.db") as split:
+        written = {i: 0 for i in content}
+        steps = sorted({(cut, i) for i, cs in cuts.items() for cut in cs})
+        for cut, i in steps + [(len(c), i) for i, c in content.items()]:
+            if cut > written[i]:
+                with open(split_root / f"f{i}.jsonl", "ab") as f:
+                    f.write(content[i][written[i]:cut])
+                written[i] = cut
+            Ingester(split).ingest([split_root.parent])
+        got = log_of(split)
+    rebase = lambda rows: {tuple(str(v).replace("/split/", "/whole/") for v in row) for row in rows}
+    assert got[0] == expected[0]
+    assert rebase(got[1]) == rebase(expected[1])
+    assert rebase(got[2]) == rebase(expected[2])
+    assert rebase(got[3]) == rebase(expected[3])
+
+
+def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path):
+    gen = load_generator()
+    tree = tmp_path / "projects"
+    gen.generate(tree, 12 * 1024 * 1024, seed=3)
+    with Store(tmp_path / "reference.db") as ref:
+        Ingester(ref).ingest([tree])
+        expected = log_of(ref)
+    db = tmp_path / "crashed.db"
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "ingest", str(tree), "--json"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    run_cli("ingest", str(tree), "--json", db=db)
+    assert kills >= 1, "the tree was too small to interrupt the ingest"
+    with Store(db) as store:
+        got = log_of(store)
+    norm = lambda rows: {tuple(str(v) for v in row) for row in rows}
+    assert got[0] == expected[0]
+    assert norm(got[1]) == norm(expected[1])
+    assert norm(got[2]) == norm(expected[2])
+    assert norm(got[3]) == norm(expected[3])
+
+
+def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
+    root = tmp_path / "projects" / "-proj"
+    root.mkdir(parents=True)
+    f = root / "s1.jsonl"
+    f.write_bytes(b'{"type":"user","sessionId":"s1","uuid":"first"}\n')
+    db = tmp_path / "e.db"
+    Store(db).close()
+    proc = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "tail", str(tmp_path / "projects")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with Store(db) as store:
+            deadline = time.time() + 30
+            while store.head() < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            assert store.head() == 1
+            for i in range(3):
+                with open(f, "ab") as out:
+                    out.write(b'{"type":"assistant","sessionId":"s1","uuid":"n%d"}\n' % i)
+                seen = None
+                for event in store.subscribe(after=store.head(), idle_seconds=10):
+                    seen = event
+                    break
+                assert seen is not None and seen.entity_id == f"n{i}"
+            (root / "new-session.jsonl").write_bytes(b'{"type":"user","sessionId":"s2","uuid":"z"}\n')
+            deadline = time.time() + 10
+            while store.head() < 5 and time.time() < deadline:
+                time.sleep(0.05)
+            assert store.head() == 5
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "watching" in out and "Traceback" not in err
