@@ -38,6 +38,10 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
 COST_REL_TOLERANCE = 1e-6
 
 
+TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+TOTAL_KEYS = (*TOKEN_KEYS, "totalTokens")
+
+
 def _corpus_repos() -> list[str]:
     if oracle.corpus_available() is not None:
         return ["<corpus missing>"]
@@ -109,10 +113,7 @@ def daily_totals(
     entries: list[UsageEntry], pricing: Pricing, **dedupe_options: Any
 ) -> dict[str, dict[str, float]]:
     days: dict[str, dict[str, float]] = defaultdict(
-        lambda: dict.fromkeys(
-            ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalCost"),
-            0,
-        )
+        lambda: dict.fromkeys((*TOKEN_KEYS, "totalCost"), 0)
     )
     for entry in dedupe(entries, pricing, **dedupe_options):
         day = days[entry_day(entry).isoformat()]
@@ -122,13 +123,8 @@ def daily_totals(
         day["cacheReadTokens"] += entry.cache_read_tokens
         day["totalCost"] += entry_cost(pricing, entry) or 0.0
     for day in days.values():
-        day["totalTokens"] = sum(
-            day[k] for k in ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
-        )
+        day["totalTokens"] = sum(day[k] for k in TOKEN_KEYS)
     return dict(days)
-
-
-TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens")
 
 
 def compare_with_ccusage(projects: Path, pricing: Pricing) -> float:
@@ -138,12 +134,12 @@ def compare_with_ccusage(projects: Path, pricing: Pricing) -> float:
     # ccusage counts <synthetic>/API-error entries we skip; Claude Code writes them with
     # zero usage, so all they can add is an all-zero day.
     for period in set(theirs) - set(ours):
-        if all(theirs[period][k] == 0 for k in TOKEN_KEYS) and theirs[period]["totalCost"] == 0:
+        if all(theirs[period][k] == 0 for k in TOTAL_KEYS) and theirs[period]["totalCost"] == 0:
             del theirs[period]
     assert sorted(ours) == sorted(theirs), "days differ"
     worst = 0.0
     for period, row in theirs.items():
-        assert {k: ours[period][k] for k in TOKEN_KEYS} == {k: row[k] for k in TOKEN_KEYS}, period
+        assert {k: ours[period][k] for k in TOTAL_KEYS} == {k: row[k] for k in TOTAL_KEYS}, period
         if row["totalCost"]:
             worst = max(worst, abs(ours[period]["totalCost"] - row["totalCost"]) / row["totalCost"])
         else:
@@ -275,7 +271,10 @@ SYNTHETIC_CASES: dict[str, dict[str, list[Any]]] = {
         "proj/a/b.jsonl": [record(ts="2026-01-04T10:00:00.000Z")],
     },
     "larger total beats higher cost": {
-        MAIN: [record(model="claude-opus-4-20250514"), record(model="claude-haiku-4-5", tokens=(10, 6, 0, 0))]
+        MAIN: [
+            record(model="claude-opus-4-20250514"),
+            record(model="claude-haiku-4-5", tokens=(10, 6, 0, 0)),
+        ]
     },
     "tie: higher cost wins": {
         MAIN: [record(ts=DAY3, model="claude-haiku-4-5"), record(model="claude-opus-4-20250514")]
