@@ -6,7 +6,17 @@ projection's checkpoint in the same transaction, so every event is applied exact
 
 Table and index names are always formatted with a prefix: the live tables use the prefix ""
 and a rebuild (replay, or a new projection version) builds fresh tables under a prefix like
-"r7_" and swaps them in at the end, so queries never see a half-built read model.
+"r7_" and swaps them in at the end, so queries never see a half-built read model. Index names
+keep the prefix they were created with (SQLite cannot rename an index), so never refer to an
+index by name outside `create`.
+
+`apply` must keep no state outside its tables between calls: when a batch fails, the runner
+rolls it back and retries it one event at a time, so state held in memory would be stale.
+
+Optional attribute: `payloads: frozenset[str] | None`, the event types whose `data` `apply`
+reads; the other handled events arrive with `data=b""`, which spares decompressing payloads
+the projection does not look at. Absent or None: every handled event carries its payload.
+It is not a protocol member, so projections written before it existed still conform.
 """
 
 from __future__ import annotations
@@ -51,3 +61,9 @@ class Projection(Protocol):
 
     def apply(self, tx: Writer, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Apply a batch of events (already filtered to `handles`), in log order."""
+
+
+def payload_types(projection: Projection) -> frozenset[str] | None:
+    """The event types whose payload a projection reads (None: all it handles, or every type)."""
+    payloads = getattr(projection, "payloads", None)
+    return projection.handles if payloads is None else frozenset(payloads)

@@ -1,0 +1,581 @@
+"""The projection runner: keeps every read model at the head of the log, exactly once.
+
+A `Runner` drives a list of projections over one `Store`:
+
+* `catch_up()` applies what each projection has not seen, in batches of `batch_size` events,
+  one write transaction per batch. The projection's rows and its checkpoint (name, version,
+  position, generation) commit together, so a crash repeats and loses nothing.
+* Inline projections also run in the append transaction itself (a `store.after_append`
+  hook), when their checkpoint is exactly at the start of what is being appended; otherwise
+  they are left to `catch_up`.
+* `rebuild(names)` (the `replay` command, or a projection whose `version` changed) builds
+  fresh tables under the prefix `r<generation>_` in batches while writers carry on, then in
+  one final transaction applies what arrived meanwhile, drops the live tables and renames the
+  new ones into their place. Readers see the old tables until that commit.
+* An event whose `apply` raises is isolated (the batch is retried one event at a time inside
+  savepoints), recorded in `projection_errors` with the reason, and skipped; other events and
+  other projections carry on.
+
+Projections are found through the entry-point group `eventstore.projections` (each entry
+point is a projection class or a zero-argument factory). Owns the tables
+`projection_checkpoints`, `projection_errors` and `projection_rebuilds` (DDL below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import os
+import re
+import socket
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from eventstore.errors import EventStoreError
+from eventstore.storage import now_ms, translated
+from eventstore.store import Store, Transaction
+from projections.base import ENTRY_POINT_GROUP, Projection, payload_types
+from schemas.envelope import RecordedEvent
+
+__all__ = [
+    "BATCH_SIZE",
+    "CatchUpReport",
+    "ProjectionError",
+    "ProjectionStatus",
+    "RebuildBusy",
+    "ReplayReport",
+    "Runner",
+    "UnknownProjection",
+    "discover",
+]
+
+BATCH_SIZE = 5_000
+"""Events per write transaction: large enough to amortise a commit, small enough not to hold
+the write lock for long."""
+
+DDL = """
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+    name       TEXT PRIMARY KEY,
+    version    TEXT NOT NULL,     -- the projection's version when its tables were built
+    position   INTEGER NOT NULL,  -- every event up to here has been applied
+    generation INTEGER NOT NULL,  -- the rebuild that built the live tables (0: built in place)
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Events a projection could not apply: skipped, kept here with the reason.
+CREATE TABLE IF NOT EXISTS projection_errors (
+    name        TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    generation  INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (name, position)
+) WITHOUT ROWID;
+
+-- Rebuilds under way: which generation, how far. A row left by a crash is cleaned up by the
+-- next rebuild, with the tables it names.
+CREATE TABLE IF NOT EXISTS projection_rebuilds (
+    name       TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    position   INTEGER NOT NULL,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+_OWN_TABLES = ("projection_checkpoints", "projection_errors", "projection_rebuilds")
+_GENERATION_TABLE = re.compile(r"^r(\d+)_(.+)$")
+_REASON_MAX = 1_000
+
+
+class ReplayReport(msgspec.Struct, kw_only=True):
+    """What a rebuild did (the `replay --json` document)."""
+
+    events: int
+    seconds: float
+    events_per_second: float
+    projections: list[str]
+
+
+class CatchUpReport(msgspec.Struct, kw_only=True):
+    """What a catch-up did: events read, projections rebuilt for a new version, errors recorded."""
+
+    events: int = 0
+    seconds: float = 0.0
+    rebuilt: list[str] = msgspec.field(default_factory=list)
+    skipped: list[str] = msgspec.field(default_factory=list)
+    errors: int = 0
+
+
+class ProjectionStatus(msgspec.Struct, kw_only=True):
+    """Where one projection stands."""
+
+    name: str
+    version: str
+    stored_version: str | None
+    position: int
+    head: int
+    generation: int
+    inline: bool
+    errors: int
+
+
+class ProjectionError(msgspec.Struct, frozen=True, kw_only=True):
+    """An event a projection could not apply, and why."""
+
+    name: str
+    position: int
+    reason: str
+    recorded_at: int
+
+
+class UnknownProjection(EventStoreError):
+    """A projection name that no installed projection has."""
+
+    def __init__(self, names: Iterable[str], known: Iterable[str]) -> None:
+        super().__init__(
+            f"no projection named {', '.join(sorted(names))}; "
+            f"known: {', '.join(sorted(known)) or '(none installed)'}"
+        )
+
+
+class RebuildBusy(EventStoreError):
+    """Another process is rebuilding projections of this database."""
+
+
+class _Checkpoint(msgspec.Struct):
+    version: str
+    position: int
+    generation: int
+
+
+def discover() -> list[Projection]:
+    """Instantiate every projection registered under the `eventstore.projections` entry points.
+
+    A broken entry point is reported as a warning and left out, so one faulty plug-in cannot
+    stop ingestion or the other projections.
+    """
+    found: dict[str, Projection] = {}
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            target = entry.load()
+            projection = target() if callable(target) else target
+        except Exception as exc:  # a plug-in's own bug: report, do not crash
+            warnings.warn(f"projection entry point {entry.name!r} failed to load: {exc}", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        if not isinstance(projection, Projection):
+            warnings.warn(f"projection entry point {entry.name!r} is not a Projection; ignored",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        if projection.name in found:
+            warnings.warn(f"two projections are named {projection.name!r}; keeping the first",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        found[projection.name] = projection
+    return list(found.values())
+
+
+class Runner:
+    """Keeps a set of projections of one store up to date: catch-up, inline apply, rebuild."""
+
+    def __init__(
+        self,
+        store: Store,
+        projections: Iterable[Projection],
+        *,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.store = store
+        self.projections: dict[str, Projection] = {}
+        for projection in projections:
+            if projection.name in self.projections:
+                raise ValueError(f"two projections are named {projection.name!r}")
+            self.projections[projection.name] = projection
+        self.batch_size = batch_size
+        self._ensure_schema()
+        store.after_append.append(self._after_append)
+
+    @classmethod
+    def for_store(cls, store: Store, *, batch_size: int = BATCH_SIZE) -> Runner:
+        """The runner attached to a store, made (with the installed projections) on first use.
+
+        Returns the same runner for the same store, so its inline hook is registered once.
+        """
+        for hook in store.after_append:
+            runner = getattr(hook, "__self__", None)
+            if isinstance(runner, Runner):
+                return runner
+        return cls(store, discover(), batch_size=batch_size)
+
+    def close(self) -> None:
+        """Detach the inline hook from the store."""
+        with contextlib.suppress(ValueError):
+            self.store.after_append.remove(self._after_append)
+
+    def names(self) -> list[str]:
+        """The names of the projections this runner drives."""
+        return list(self.projections)
+
+    # Catching up
+
+    def catch_up(self, names: Collection[str] | None = None) -> CatchUpReport:
+        """Bring projections (all, or those named) to the head of the log.
+
+        A projection never built is built in place from position 0; one whose stored version
+        differs from its code is rebuilt into fresh tables and swapped in (unless another
+        process is already rebuilding, in which case it is left as it is and listed in
+        `skipped`).
+        """
+        started = time.perf_counter()
+        report = CatchUpReport()
+        chosen = self._select(names)
+        checkpoints = self._checkpoints()
+        stale = [p for p in chosen if p.name in checkpoints and checkpoints[p.name].version != p.version]
+        if stale:
+            try:
+                rebuilt = self._rebuild(stale)
+            except RebuildBusy:
+                report.skipped.extend(p.name for p in stale)
+            else:
+                report.rebuilt.extend(rebuilt.projections)
+                report.events += rebuilt.events
+            checkpoints = self._checkpoints()
+        fresh = [p for p in chosen if p.name not in checkpoints]
+        if fresh:
+            with self.store.transaction() as tx:
+                checkpoints = self._checkpoints(tx)
+                for projection in fresh:
+                    if projection.name in checkpoints:  # another process got there first
+                        continue
+                    _drop_tables(tx, projection.tables, "")
+                    projection.create(tx, "")
+                    self._save_checkpoint(tx, projection, 0, 0)
+            checkpoints = self._checkpoints()
+        groups: dict[int, list[Projection]] = {}
+        for projection in chosen:
+            checkpoint = checkpoints.get(projection.name)
+            if checkpoint is not None and checkpoint.version == projection.version:
+                groups.setdefault(checkpoint.position, []).append(projection)
+        for position in sorted(groups):
+            events, errors = self._catch_up_group(groups[position])
+            report.events += events
+            report.errors += errors
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _catch_up_group(self, group: list[Projection]) -> tuple[int, int]:
+        """Advance projections that share a checkpoint position to the head, batch by batch."""
+        total = errors = 0
+        active = list(group)
+        while active:
+            with self.store.transaction() as tx:
+                checkpoints = self._checkpoints(tx)
+                # Another process (or the inline hook) may have moved some of them meanwhile.
+                positions = {p.name: checkpoints[p.name].position for p in active
+                             if p.name in checkpoints and checkpoints[p.name].version == p.version}
+                active = [p for p in active if p.name in positions]
+                if not active:
+                    break
+                after = min(positions.values())
+                behind = [p for p in active if positions[p.name] == after]
+                head = tx.head()
+                if after >= head:
+                    break
+                events = self._read(behind, after)
+                done = len(events) < self.batch_size
+                upto = head if done else events[-1].position
+                total += len(events)
+                for projection in behind:
+                    generation = checkpoints[projection.name].generation
+                    errors += self._apply(tx, projection, _handled(projection, events), "", generation)
+                    self._save_checkpoint(tx, projection, upto, generation)
+            if done and len(behind) == len(active):
+                break
+        return total, errors
+
+    # Inline
+
+    def _after_append(self, tx: Transaction, appended: list[RecordedEvent]) -> None:
+        """Apply newly appended events to inline projections inside the append transaction."""
+        inline = [p for p in self.projections.values() if p.inline]
+        if not inline or not appended:
+            return
+        first, last = appended[0].position, appended[-1].position
+        checkpoints = self._checkpoints(tx)
+        for projection in inline:
+            checkpoint = checkpoints.get(projection.name)
+            if checkpoint is None or checkpoint.version != projection.version or checkpoint.position != first - 1:
+                continue  # not built, stale, or behind: catch_up's business
+            tx.execute("SAVEPOINT projection_inline")
+            try:
+                self._apply(tx, projection, _handled(projection, appended), "", checkpoint.generation)
+                self._save_checkpoint(tx, projection, last, checkpoint.generation)
+            except Exception:
+                # Never fail an append because of a read model: leave these events to catch_up.
+                tx.execute("ROLLBACK TO projection_inline")
+            tx.execute("RELEASE projection_inline")
+
+    # Rebuilding
+
+    def rebuild(
+        self,
+        names: Collection[str] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ReplayReport:
+        """Rebuild projections (all, or those named) from position 0 into fresh tables, then swap.
+
+        Raises `RebuildBusy` if another process is rebuilding. `progress` is called after each
+        batch with (position reached, head).
+        """
+        return self._rebuild(self._select(names), progress)
+
+    def _rebuild(self, chosen: list[Projection], progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+        started = time.perf_counter()
+        with self._rebuild_lock():
+            generation = self._start_rebuild(chosen)
+            prefix = f"r{generation}_"
+            after = 0
+            total = 0
+            while True:
+                with self.store.transaction() as tx:
+                    head = tx.head()
+                    events = self._read(chosen, after)
+                    total += len(events)
+                    done = len(events) < self.batch_size
+                    upto = head if done else events[-1].position
+                    for projection in chosen:
+                        self._apply(tx, projection, _handled(projection, events), prefix, generation)
+                    if done:
+                        self._swap(tx, chosen, generation, upto)
+                    else:
+                        tx.execute(
+                            "UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
+                            (upto, tx.now, generation),
+                        )
+                after = upto
+                if progress is not None:
+                    progress(after, max(after, head))
+                if done:
+                    break
+        seconds = time.perf_counter() - started
+        return ReplayReport(
+            events=total, seconds=round(seconds, 3),
+            events_per_second=round(total / seconds, 1) if seconds > 0 else 0.0,
+            projections=[p.name for p in chosen],
+        )
+
+    def _start_rebuild(self, chosen: list[Projection]) -> int:
+        """Drop what an abandoned rebuild left, pick a fresh generation and create its tables."""
+        with self.store.transaction() as tx:
+            self._drop_leftovers(tx)
+            generation = 1 + max(
+                tx.execute("SELECT coalesce(max(generation), 0) FROM projection_checkpoints")[0][0],
+                tx.execute("SELECT coalesce(max(generation), 0) FROM projection_rebuilds")[0][0],
+            )
+            prefix = f"r{generation}_"
+            host, pid = socket.gethostname(), os.getpid()
+            for projection in chosen:
+                _drop_tables(tx, projection.tables, prefix)
+                projection.create(tx, prefix)
+                tx.execute(
+                    "INSERT OR REPLACE INTO projection_rebuilds"
+                    " (name, generation, position, host, pid, started_at, updated_at)"
+                    " VALUES (?, ?, 0, ?, ?, ?, ?)",
+                    (projection.name, generation, host, pid, tx.now, tx.now),
+                )
+        return generation
+
+    def _drop_leftovers(self, tx: Transaction) -> None:
+        """Drop tables of rebuilds that did not finish (a crash, a kill); we hold the rebuild lock."""
+        ours = {table for p in self.projections.values() for table in p.tables}
+        abandoned = {(name, generation) for name, generation in
+                     tx.execute("SELECT name, generation FROM projection_rebuilds")}
+        for name, generation in abandoned:
+            projection = self.projections.get(name)
+            if projection is not None:
+                ours.update(projection.tables)
+        tables = [name for (name,) in tx.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'r[0-9]*_*'")]
+        for table in tables:
+            match = _GENERATION_TABLE.match(table)
+            if match and match.group(2) in ours:
+                tx.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
+        tx.execute("DELETE FROM projection_rebuilds")
+
+    def _swap(self, tx: Transaction, chosen: list[Projection], generation: int, position: int) -> None:
+        """Replace the live tables with the rebuilt ones and store the checkpoint, atomically."""
+        prefix = f"r{generation}_"
+        for projection in chosen:
+            _drop_tables(tx, projection.tables, "")
+            for table in projection.tables:
+                tx.execute(f"ALTER TABLE {_quote(prefix + table)} RENAME TO {_quote(table)}")
+            self._save_checkpoint(tx, projection, position, generation)
+            tx.execute("DELETE FROM projection_errors WHERE name = ? AND generation != ?",
+                       (projection.name, generation))
+            tx.execute("DELETE FROM projection_rebuilds WHERE name = ?", (projection.name,))
+
+    @contextlib.contextmanager
+    def _rebuild_lock(self) -> Iterator[None]:
+        """One rebuild at a time per database, across processes; released by the OS on a crash."""
+        path = Path(f"{self.store.path}.rebuild-lock")
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RebuildBusy(
+                    f"{self.store.path}: another process is rebuilding projections; try again when it finishes"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # Applying
+
+    def _read(self, projections: Sequence[Projection], after: int) -> list[RecordedEvent]:
+        """The next batch of events any of these projections handles, payloads only where needed."""
+        types: set[str] | None = set()
+        payloads: set[str] | None = set()
+        for projection in projections:
+            if types is not None:
+                types = None if projection.handles is None else types | projection.handles
+            wanted = payload_types(projection)
+            if payloads is not None:
+                payloads = None if wanted is None else payloads | wanted
+        return self.store.read_all(after, self.batch_size, types=types, payload_types=payloads)
+
+    def _apply(self, tx: Transaction, projection: Projection, events: Sequence[RecordedEvent],
+               prefix: str, generation: int) -> int:
+        """Apply a batch; if it fails, isolate the failing events. Returns how many failed."""
+        if not events:
+            return 0
+        tx.execute("SAVEPOINT projection_batch")
+        try:
+            with translated(self.store.path):
+                projection.apply(tx, events, prefix)
+        except EventStoreError:
+            tx.execute("ROLLBACK TO projection_batch")
+            tx.execute("RELEASE projection_batch")
+            raise  # the database itself is in trouble (full, corrupt): not the event's fault
+        except Exception:
+            tx.execute("ROLLBACK TO projection_batch")
+        else:
+            tx.execute("RELEASE projection_batch")
+            return 0
+        failed = []
+        for event in events:
+            tx.execute("SAVEPOINT projection_event")
+            try:
+                with translated(self.store.path):
+                    projection.apply(tx, [event], prefix)
+            except EventStoreError:
+                tx.execute("ROLLBACK TO projection_event")
+                tx.execute("RELEASE projection_event")
+                tx.execute("RELEASE projection_batch")
+                raise
+            except Exception as exc:
+                tx.execute("ROLLBACK TO projection_event")
+                failed.append((projection.name, event.position, generation,
+                               f"{type(exc).__name__}: {exc}"[:_REASON_MAX], tx.now))
+            tx.execute("RELEASE projection_event")
+        tx.execute("RELEASE projection_batch")
+        tx.executemany(
+            "INSERT OR REPLACE INTO projection_errors (name, position, generation, reason, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            failed,
+        )
+        return len(failed)
+
+    # Checkpoints and status
+
+    def _save_checkpoint(self, tx: Transaction, projection: Projection, position: int, generation: int) -> None:
+        tx.execute(
+            "INSERT INTO projection_checkpoints (name, version, position, generation, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
+            " position = excluded.position, generation = excluded.generation, updated_at = excluded.updated_at",
+            (projection.name, projection.version, position, generation, tx.now),
+        )
+
+    def _checkpoints(self, tx: Transaction | None = None) -> dict[str, _Checkpoint]:
+        sql = "SELECT name, version, position, generation FROM projection_checkpoints"
+        if tx is not None:
+            rows = tx.execute(sql)
+        else:
+            with self.store.db.read() as conn:
+                rows = conn.execute(sql).fetchall()
+        return {name: _Checkpoint(version, position, generation) for name, version, position, generation in rows}
+
+    def status(self) -> list[ProjectionStatus]:
+        """Where each projection stands: stored version and position against the code and the head."""
+        with self.store.db.read() as conn:
+            head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()[0][0]
+            errors = dict(conn.execute("SELECT name, count(*) FROM projection_errors GROUP BY name").fetchall())
+            checkpoints = self._checkpoints()
+        out = []
+        for projection in self.projections.values():
+            checkpoint = checkpoints.get(projection.name)
+            out.append(ProjectionStatus(
+                name=projection.name, version=projection.version,
+                stored_version=checkpoint.version if checkpoint else None,
+                position=checkpoint.position if checkpoint else 0, head=head,
+                generation=checkpoint.generation if checkpoint else 0,
+                inline=bool(projection.inline), errors=errors.get(projection.name, 0),
+            ))
+        return out
+
+    def errors(self, name: str | None = None) -> list[ProjectionError]:
+        """Events that projections (all, or one) could not apply, in log order."""
+        sql = "SELECT name, position, reason, recorded_at FROM projection_errors"
+        params: tuple = ()
+        if name is not None:
+            sql += " WHERE name = ?"
+            params = (name,)
+        with self.store.db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY position, name", params).fetchall()
+        return [ProjectionError(name=r[0], position=r[1], reason=r[2], recorded_at=r[3]) for r in rows]
+
+    # Internals
+
+    def _select(self, names: Collection[str] | None) -> list[Projection]:
+        if names is None:
+            return list(self.projections.values())
+        unknown = [n for n in names if n not in self.projections]
+        if unknown:
+            raise UnknownProjection(unknown, self.projections)
+        wanted = set(names)
+        return [p for p in self.projections.values() if p.name in wanted]
+
+    def _ensure_schema(self) -> None:
+        with self.store.db.read() as conn:
+            present = {name for (name,) in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?, ?)", _OWN_TABLES)}
+        if present != set(_OWN_TABLES):
+            with self.store.transaction() as tx:
+                for statement in DDL.split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+
+
+def _handled(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:
+    handles = projection.handles
+    if handles is None:
+        return events
+    return [event for event in events if event.type in handles]
+
+
+def _drop_tables(tx: Transaction, tables: Iterable[str], prefix: str) -> None:
+    for table in tables:
+        tx.execute(f"DROP TABLE IF EXISTS {_quote(prefix + table)}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

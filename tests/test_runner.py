@@ -1,0 +1,192 @@
+"""The projection runner: exactly-once catch-up, inline apply, version rebuilds, error isolation, swap."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventstore import Store
+from projections.runner import RebuildBusy, Runner, UnknownProjection
+from projection_helpers import Counter, counts, new_event
+
+
+def append_types(store: Store, *types: str) -> None:
+    store.append([new_event(type_=t) for t in types])
+
+
+def checkpoint(store: Store, name: str = "counter") -> tuple:
+    return store.db.conn.execute(
+        "SELECT version, position, generation FROM projection_checkpoints WHERE name = ?", (name,)
+    ).fetchall()[0]
+
+
+class Crash(BaseException):
+    """Stands for the process dying mid-transaction (not an Exception, so nothing isolates it)."""
+
+
+class CrashingCounter(Counter):
+    def __init__(self, crash_on_batch: int, **kw) -> None:
+        super().__init__(**kw)
+        self.crash_on_batch = crash_on_batch
+
+    def apply(self, tx, events, prefix):
+        super().apply(tx, events, prefix)
+        if self.batches == self.crash_on_batch:
+            raise Crash()
+
+
+def test_catch_up_is_exactly_once_across_a_crash(store):
+    append_types(store, *"abababa")
+    runner = Runner(store, [CrashingCounter(crash_on_batch=2)], batch_size=3)
+    with pytest.raises(Crash):
+        runner.catch_up()
+    assert counts(store.db.conn) == {"a": 2, "b": 1}  # the first batch only, with its checkpoint
+    assert checkpoint(store)[1] == 3
+    runner.close()
+    runner = Runner(store, [Counter()], batch_size=3)
+    runner.catch_up()
+    runner.catch_up()
+    assert counts(store.db.conn) == {"a": 4, "b": 3}
+    assert checkpoint(store) == ("1", 7, 0)
+
+
+def test_catch_up_reads_only_handled_types_and_checkpoints_past_the_rest(store):
+    append_types(store, "a", "b", "c", "a")
+    runner = Runner(store, [Counter(handles=frozenset({"a"}))], batch_size=1)
+    runner.catch_up()
+    assert counts(store.db.conn) == {"a": 2}
+    assert checkpoint(store)[1] == store.head()
+
+
+def test_inline_projection_applies_in_the_append_transaction(store):
+    runner = Runner(store, [Counter(inline=True)])
+    runner.catch_up()
+    append_types(store, "a", "a")
+    assert counts(store.db.conn) == {"a": 2}
+    assert checkpoint(store)[1] == store.head()
+
+
+def test_inline_projection_behind_is_left_to_catch_up(store, tmp_path):
+    runner = Runner(store, [Counter(inline=True)])
+    runner.catch_up()
+    with Store(tmp_path / "events.db") as other:  # another process, no runner attached
+        append_types(other, "b")
+    append_types(store, "a")  # checkpoint is not at this batch's start: not applied inline
+    assert counts(store.db.conn) == {}
+    runner.catch_up()
+    assert counts(store.db.conn) == {"a": 1, "b": 1}
+
+
+def test_a_failing_inline_projection_never_fails_the_append(store):
+    class Broken(Counter):
+        def apply(self, tx, events, prefix):
+            tx.execute("INSERT INTO no_such_table VALUES (1)")
+
+    runner = Runner(store, [Broken(inline=True)])
+    runner.catch_up()
+    append_types(store, "a")
+    assert store.head() == 1
+    runner.catch_up()  # isolates the event as an error instead
+    assert [e.position for e in runner.errors()] == [1]
+
+
+def test_changed_version_rebuilds_from_zero(store):
+    append_types(store, "a", "b")
+    Runner(store, [Counter(version="1")]).catch_up()
+    store.db.conn.execute("UPDATE counts SET n = 99")  # stale rows the rebuild must not keep
+    runner = Runner(store, [Counter(version="2")])
+    report = runner.catch_up()
+    assert report.rebuilt == ["counter"]
+    assert counts(store.db.conn) == {"a": 1, "b": 1}
+    version, position, generation = checkpoint(store)
+    assert (version, position) == ("2", 2) and generation > 0
+
+
+def test_failing_event_is_recorded_and_skipped_without_stopping_others(store):
+    store.append([new_event(type_="a"), new_event(type_="a", data=b"poison"), new_event(type_="b")])
+    runner = Runner(store, [Counter(), Counter(name="other", table="others")], batch_size=10)
+    report = runner.catch_up()
+    assert report.errors == 2
+    assert counts(store.db.conn) == {"a": 1, "b": 1}
+    assert counts(store.db.conn, "others") == {"a": 1, "b": 1}
+    errors = runner.errors("counter")
+    assert [(e.position, e.reason) for e in errors] == [(2, "ValueError: cannot apply event 2")]
+    assert {s.name: (s.position, s.errors) for s in runner.status()} == {"counter": (3, 1), "other": (3, 1)}
+
+
+def test_errors_of_an_old_generation_go_with_a_rebuild(store):
+    store.append([new_event(type_="a", data=b"poison")])
+    Runner(store, [Counter()]).catch_up()
+
+    class Fixed(Counter):
+        def apply(self, tx, events, prefix):
+            super().apply(tx, [e for e in events if e.data != b"poison"], prefix)
+
+    runner = Runner(store, [Fixed(version="2")])
+    runner.catch_up()
+    assert runner.errors() == []
+
+
+def test_rebuild_swaps_at_the_end_and_readers_see_old_rows_until_then(store, tmp_path):
+    append_types(store, *"aaaaaa")
+    runner = Runner(store, [Counter()], batch_size=2)
+    runner.catch_up()
+    seen = []
+
+    def during(position: int, head: int) -> None:
+        with Store(tmp_path / "events.db") as reader:
+            seen.append(counts(reader.db.conn))
+            if len(seen) == 1:
+                append_types(reader, "b")  # a writer is not blocked; the rebuild picks it up
+
+    report = runner.rebuild()
+    runner.rebuild(progress=during)
+    assert report.events == 6 and report.projections == ["counter"]
+    assert seen[0] == {"a": 6}  # the old table, whole, while r<g>_counts was half built
+    assert all(s in ({"a": 6}, {"a": 6, "b": 1}) for s in seen)
+    assert counts(store.db.conn) == {"a": 6, "b": 1}
+    assert checkpoint(store)[1] == store.head() == 7
+    tables = {n for (n,) in store.db.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    assert not {t for t in tables if t.startswith("r") and t.endswith("_counts")}
+
+
+def test_abandoned_rebuild_is_cleaned_up_before_the_next(store):
+    append_types(store, *"abcabc")
+    Runner(store, [Counter()]).catch_up()
+    runner = Runner(store, [CrashingCounter(crash_on_batch=2)], batch_size=2)
+    with pytest.raises(Crash):
+        runner.rebuild()
+    runner.close()
+    tables = {n for (n,) in store.db.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    leftovers = {t for t in tables if t.endswith("_counts") and t != "counts"}
+    assert leftovers  # the crash left a half-built generation behind
+    assert counts(store.db.conn) == {"a": 2, "b": 2, "c": 2}  # live rows untouched
+    runner = Runner(store, [Counter()], batch_size=2)
+    runner.rebuild()
+    tables = {n for (n,) in store.db.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    assert not tables & leftovers
+    assert store.db.conn.execute("SELECT count(*) FROM projection_rebuilds").fetchall()[0][0] == 0
+    assert counts(store.db.conn) == {"a": 2, "b": 2, "c": 2}
+
+
+def test_one_rebuild_at_a_time(store):
+    append_types(store, "a")
+    first = Runner(store, [Counter()])
+    first.catch_up()
+    second = Runner(store, [Counter(version="2")])
+    with first._rebuild_lock():
+        with pytest.raises(RebuildBusy):
+            second.rebuild()
+        assert second.catch_up().skipped == ["counter"]
+    assert second.catch_up().rebuilt == ["counter"]
+
+
+def test_unknown_projection_name(store):
+    with pytest.raises(UnknownProjection, match="known: counter"):
+        Runner(store, [Counter()]).rebuild(["nope"])
+
+
+def test_for_store_returns_one_runner_per_store(store):
+    runner = Runner.for_store(store)
+    assert Runner.for_store(store) is runner
+    assert store.after_append.count(runner._after_append) == 1
+
