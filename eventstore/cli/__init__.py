@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "ingest": "eventstore.cli.ingest:ingest",
     "tail": "eventstore.cli.ingest:tail",
     "quarantine": "eventstore.cli.ingest:quarantine_",
+    "search": "eventstore.cli.search:search",
+    "memories": "eventstore.cli.memories:memories",
 }
 """Command name -> "module:attribute" of its click command."""
 

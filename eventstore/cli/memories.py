@@ -1,0 +1,183 @@
+"""The memories commands: add, update, forget, link, unlink and list notes kept in the log."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import click
+
+from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+
+_expect_option = click.option(
+    "--expect-version", "expected_version", type=click.IntRange(min=1), default=None,
+    help="Fail unless the memory is at this version (someone else may have changed it).")
+
+
+@contextlib.contextmanager
+def _session(db: str | None) -> Iterator[tuple[object, object]]:
+    """The store with its memories read model caught up, and a query function on it."""
+    from projections.runner import Runner
+    from projections.search import reader
+
+    with open_store(db) as store:
+        Runner.for_store(store).catch_up(["memories"])
+        yield store, reader(store)
+
+
+def _resolve(rows, memory_id: str) -> str:
+    from projections.memories import resolve
+
+    return resolve(rows, memory_id)
+
+
+def _show(memory, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(memory.to_json())
+        return
+    click.echo(f"{verb} memory {memory.memory_id} (version {memory.version})")
+
+
+def _target(session: str | None, task: str | None) -> tuple[str, str]:
+    if (session is None) == (task is None):
+        raise click.UsageError("give exactly one of --session ID or --task ID")
+    return ("session", session) if session is not None else ("task", task)  # type: ignore[return-value]
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def memories(ctx: click.Context) -> None:
+    """Notes worth keeping: every change is an event on stream memory:<id>. Lists them without a subcommand."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_)
+
+
+@memories.command("add")
+@click.argument("text")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--project", help="The project it belongs to (default: none, every project).")
+@json_option
+@db_option
+@handle_errors
+def add(text: str, tags: tuple[str, ...], project: str | None, as_json: bool, db: str | None) -> None:
+    """Remember TEXT."""
+    from projections import memories as lib
+
+    with _session(db) as (store, _):
+        memory = lib.add(store, text, tags, project, actor="cli")
+    _show(memory, as_json, "added")
+
+
+@memories.command("update")
+@click.argument("memory_id")
+@click.option("--text", help="New text.")
+@click.option("--tag", "tags", multiple=True, help="Replace the tags with these (repeatable).")
+@click.option("--clear-tags", is_flag=True, help="Remove every tag.")
+@click.option("--project", help="New project ('' for none).")
+@_expect_option
+@json_option
+@db_option
+@handle_errors
+def update(memory_id: str, text: str | None, tags: tuple[str, ...], clear_tags: bool, project: str | None,
+           expected_version: int | None, as_json: bool, db: str | None) -> None:
+    """Change a memory's text, tags or project."""
+    from msgspec import UNSET
+
+    from projections import memories as lib
+
+    if tags and clear_tags:
+        raise click.UsageError("--tag and --clear-tags contradict each other")
+    with _session(db) as (store, rows):
+        memory = lib.update(
+            store, _resolve(rows, memory_id), text=UNSET if text is None else text,
+            tags=() if clear_tags else (tags or UNSET), project=UNSET if project is None else project,
+            expected_version=expected_version, actor="cli",
+        )
+    _show(memory, as_json, "updated")
+
+
+@memories.command("forget")
+@click.argument("memory_id")
+@click.option("--reason", default="", help="Why (kept in the log).")
+@_expect_option
+@json_option
+@db_option
+@handle_errors
+def forget(memory_id: str, reason: str, expected_version: int | None, as_json: bool, db: str | None) -> None:
+    """Forget a memory: it leaves lists and search; its history stays in the log (list --all shows it)."""
+    from projections import memories as lib
+
+    with _session(db) as (store, rows):
+        memory = lib.forget(store, _resolve(rows, memory_id), reason=reason, expected_version=expected_version,
+                            actor="cli")
+    _show(memory, as_json, "forgot")
+
+
+@memories.command("link")
+@click.argument("memory_id")
+@click.option("--session", help="The session to link to.")
+@click.option("--task", help="The task to link to.")
+@_expect_option
+@json_option
+@db_option
+@handle_errors
+def link(memory_id: str, session: str | None, task: str | None, expected_version: int | None, as_json: bool,
+         db: str | None) -> None:
+    """Link a memory to a session or a task."""
+    from projections import memories as lib
+
+    target, target_id = _target(session, task)
+    with _session(db) as (store, rows):
+        memory = lib.link(store, _resolve(rows, memory_id), target, target_id, expected_version=expected_version,
+                          actor="cli")
+    _show(memory, as_json, "linked")
+
+
+@memories.command("unlink")
+@click.argument("memory_id")
+@click.option("--session", help="The session to unlink from.")
+@click.option("--task", help="The task to unlink from.")
+@_expect_option
+@json_option
+@db_option
+@handle_errors
+def unlink(memory_id: str, session: str | None, task: str | None, expected_version: int | None, as_json: bool,
+           db: str | None) -> None:
+    """Remove a link between a memory and a session or a task."""
+    from projections import memories as lib
+
+    target, target_id = _target(session, task)
+    with _session(db) as (store, rows):
+        memory = lib.unlink(store, _resolve(rows, memory_id), target, target_id,
+                            expected_version=expected_version, actor="cli")
+    _show(memory, as_json, "unlinked")
+
+
+@memories.command("list")
+@click.option("--tag", help="Only memories with this tag.")
+@click.option("--project", help="Only memories whose project contains this text.")
+@click.option("--session", help="Only memories linked to this session.")
+@click.option("--task", help="Only memories linked to this task.")
+@click.option("--all", "include_deleted", is_flag=True, help="Forgotten memories too.")
+@json_option
+@db_option
+@handle_errors
+def list_(tag: str | None, project: str | None, session: str | None, task: str | None, include_deleted: bool,
+          as_json: bool, db: str | None) -> None:
+    """List memories, oldest first."""
+    from projections import memories as lib
+
+    with _session(db) as (_, rows):
+        found = lib.list_memories(rows, tag=tag, project=project, session=session, task=task,
+                                  include_deleted=include_deleted)
+    if as_json:
+        emit_json({"memories": [m.to_json() for m in found]})
+        return
+    from rich.markup import escape
+
+    print_table(
+        None, ["id", "text", "tags", "project", "links", "version", "updated"],
+        ((m.memory_id[:12] + (" (forgotten)" if m.deleted else ""), escape(m.text), escape(", ".join(m.tags)),
+          escape(m.project or ""), escape(", ".join(f"{t}:{i[:8]}" for t, i in m.links)), m.version,
+          (m.to_json()["updated_at"] or "")[:16].replace("T", " ")) for m in found),
+    )

@@ -1,0 +1,184 @@
+"""FTS5 query text and snippets: turn what a person typed into a safe MATCH, highlight hits.
+
+Any string is a valid query: by default each word (or each "quoted phrase") becomes an FTS5
+phrase, so quotes, operators, punctuation and unicode are searched for, never interpreted.
+`syntax=True` passes FTS5 query syntax through (AND, OR, NOT, NEAR, prefix*, column filters).
+
+Tokens come from FTS5's own tokenizers (through apsw, on a private in-memory connection), so
+the query, the index and the highlighted snippet agree on what a word is.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Sequence
+
+import apsw
+
+__all__ = [
+    "TEXT_TOKENIZE", "CODE_TOKENIZE", "code_match", "highlight", "match_expression", "query_tokens",
+    "snippet", "tokens",
+]
+
+TEXT_TOKENIZE = ("unicode61", "remove_diacritics", "2")
+"""The `tokenize` option of the word index: unicode words, case and diacritics folded."""
+CODE_TOKENIZE = ("trigram", "remove_diacritics", "1")
+"""The `tokenize` option of the substring index (code and paths)."""
+
+MARK_START, MARK_END = "**", "**"
+"""How a snippet marks a matched word (Markdown bold: readable as text and as Markdown)."""
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _tokenizer(spec: tuple[str, ...]) -> apsw.FTS5Tokenizer:
+    connection = apsw.Connection(":memory:")
+    return connection.fts5_tokenizer(spec[0], list(spec[1:]))
+
+
+def tokens(text: str, spec: tuple[str, ...] = TEXT_TOKENIZE, *, query: bool = False) -> list[tuple[int, int, str]]:
+    """FTS5's tokens of a text: (start, end, token) with UTF-8 byte offsets."""
+    reason = apsw.FTS5_TOKENIZE_QUERY if query else apsw.FTS5_TOKENIZE_DOCUMENT
+    data = text.encode("utf-8", "surrogatepass")
+    with _lock:
+        found = _tokenizer(spec)(data, reason, None, include_colocated=False)
+    return [(t[0], t[1], t[2]) for t in found]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+_PIECE = re.compile(r'"([^"]*)"?|(\S+)')
+
+
+def query_tokens(query: str) -> list[tuple[list[str], bool]]:
+    """The phrases of a typed query: (tokens, is_prefix) for each word or "quoted phrase"."""
+    phrases = []
+    for m in _PIECE.finditer(query):
+        quoted, word = m.group(1), m.group(2)
+        piece = quoted if quoted is not None else word
+        prefix = False
+        if word is not None and len(word) > 1 and word.endswith("*") and not word.endswith("**"):
+            piece, prefix = word[:-1], True
+        found = [t[2] for t in tokens(piece, query=True)]
+        if found:
+            phrases.append((found, prefix))
+    return phrases
+
+
+def match_expression(query: str, *, syntax: bool = False) -> str | None:
+    """The MATCH text for a typed query, or None when it holds nothing searchable.
+
+    Words are ANDed; a trailing `*` on a word makes it a prefix. With `syntax`, the query is
+    FTS5 syntax and is passed through unchanged.
+    """
+    if syntax:
+        return query if query.strip() else None
+    parts = []
+    for found, prefix in query_tokens(query):
+        parts.append(_quote(" ".join(found)) + ("*" if prefix else ""))
+    return " ".join(parts) or None
+
+
+def code_match(query: str, *, most: int = 16) -> str | None:
+    """A MATCH for the substring index: every trigram of the query ANDed (None if under 3 chars).
+
+    The index keeps no positions (detail=none), so this finds candidates; the caller checks
+    that the substring really occurs. At most `most` trigrams, spread over the query.
+    """
+    grams = list(dict.fromkeys(t[2] for t in tokens(query.strip(), CODE_TOKENIZE, query=True)))
+    if not grams:
+        return None
+    if len(grams) > most:
+        step = (len(grams) - 1) / (most - 1)
+        grams = [grams[round(i * step)] for i in range(most)]
+    return " AND ".join(_quote(g) for g in grams)
+
+
+def _terms(query: str, syntax: bool) -> tuple[set[str], tuple[str, ...]]:
+    """Words to highlight for a query: exact tokens and prefixes."""
+    if syntax:
+        words = re.sub(r"\b(AND|OR|NOT|NEAR)\b|[(){}:^*+\-]", " ", query)
+        found = {t[2] for t in tokens(words, query=True)}
+        return found, tuple(found)
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for found, prefix in query_tokens(query):
+        exact.update(found)
+        if prefix:
+            prefixes.append(found[-1])
+    return exact, tuple(prefixes)
+
+
+def snippet(text: str, query: str, *, syntax: bool = False, width: int = 160,
+            substring: str | None = None) -> str:
+    """A one-line extract of `text` around the densest cluster of query words, words marked.
+
+    With `substring`, mark that (case-insensitive) substring instead of words.
+    """
+    if substring:
+        return _substring_snippet(text, substring, width)
+    exact, prefixes = _terms(query, syntax)
+    data = text.encode("utf-8", "surrogatepass")
+    toks = tokens(text)
+    hits = [i for i, t in enumerate(toks) if t[2] in exact or (prefixes and t[2].startswith(prefixes))]
+    if not hits:
+        return _one_line(data[: width * 2].decode("utf-8", "ignore"))[:width]
+    best, best_count = hits[0], 0
+    for i in hits:  # the window starting at a hit that holds the most distinct query words
+        count = len({toks[j][2] for j in hits if j >= i and toks[j][0] - toks[i][0] < width})
+        if count > best_count:
+            best, best_count = i, count
+    first = max(0, best - 3)
+    start = toks[first][0] if first else 0
+    pieces: list[str] = ["…"] if start > 0 else []
+    cursor = start
+    for i in hits:
+        s, e, _ = toks[i]
+        if s < start:
+            continue
+        if e - start > width:
+            break
+        pieces += [data[cursor:s].decode("utf-8", "ignore"), MARK_START,
+                   data[s:e].decode("utf-8", "ignore"), MARK_END]
+        cursor = e
+    stop = max(cursor, start + width)
+    pieces.append(data[cursor:stop].decode("utf-8", "ignore"))
+    if stop < len(data):
+        pieces.append("…")
+    return _one_line("".join(pieces))
+
+
+def highlight(text: str, words: Sequence[str]) -> str:
+    """The whole text with the given words marked (for people reading a full result)."""
+    wanted = {t[2] for w in words for t in tokens(w, query=True)}
+    data = text.encode("utf-8", "surrogatepass")
+    out, cursor = [], 0
+    for s, e, tok in tokens(text):
+        if tok in wanted:
+            out += [data[cursor:s].decode("utf-8", "ignore"), MARK_START, data[s:e].decode("utf-8", "ignore"), MARK_END]
+            cursor = e
+    out.append(data[cursor:].decode("utf-8", "ignore"))
+    return "".join(out)
+
+
+def _substring_snippet(text: str, needle: str, width: int) -> str:
+    at = text.casefold().find(needle.strip().casefold())
+    if at < 0 or len(text.casefold()) != len(text):
+        return _one_line(text[:width])
+    end = at + len(needle.strip())
+    start = max(0, at - (width - (end - at)) // 3)
+    stop = min(len(text), start + max(width, end - start))
+    return _one_line(("…" if start else "") + text[start:at] + MARK_START + text[at:end] + MARK_END
+                     + text[end:stop] + ("…" if stop < len(text) else ""))
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def _one_line(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()

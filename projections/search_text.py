@@ -1,0 +1,239 @@
+"""What of a transcript line is searchable: the text, its role, and the code and paths in it.
+
+Shared by the full-text and vector projections (which index it) and by search (which reads an
+event back from the log to build a snippet), so all three see the same text for an event.
+Images and base64 payloads are never searchable; tool results and tool inputs are truncated
+to a configurable size so one huge file read cannot dominate the index.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from schemas.envelope import RecordedEvent
+from schemas.transcript import (
+    AssistantRecord,
+    AwaySummaryRecord,
+    ImageBlock,
+    SummaryRecord,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserRecord,
+    decode_record,
+)
+from schemas.transcript_events import session_of_stream
+
+__all__ = ["MESSAGE_TYPES", "NameTables", "ROLES", "SearchText", "TextOptions", "clip", "extract", "strip_base64"]
+
+MESSAGE_TYPES: frozenset[str] = frozenset(("claude.user", "claude.assistant", "claude.summary", "claude.system"))
+"""Event types that may hold searchable text (others never do)."""
+
+ROLES: tuple[str, ...] = ("user", "assistant", "tool", "summary", "memory")
+"""Roles a search hit can have: a person's prompt, the model's text, a tool call or its result,
+a summary (session summaries, compaction and away recaps), or a memory."""
+
+
+class TextOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How much of each kind of text is indexed (part of the projections' versions)."""
+
+    tool_result_bytes: int = 4096
+    """Tool results are truncated to this many UTF-8 bytes."""
+    tool_input_bytes: int = 4096
+    """Tool-use inputs (commands, paths, edited code) are truncated to this many bytes."""
+    message_bytes: int = 65536
+    """Prompts and assistant text are truncated to this many bytes (pasted logs can be huge)."""
+    code_bytes: int = 1024
+    """Of a tool input, this many bytes go to the substring (trigram) index."""
+
+    def identity(self) -> str:
+        """A short string naming these options, for a projection version."""
+        return f"r{self.tool_result_bytes}i{self.tool_input_bytes}m{self.message_bytes}c{self.code_bytes}"
+
+
+class SearchText(msgspec.Struct, frozen=True, kw_only=True):
+    """The searchable part of one event."""
+
+    role: str
+    text: str
+    """For the word index and snippets."""
+    code: str = ""
+    """Code and paths for the substring index ("" when the event has none)."""
+    session_id: str | None = None
+    project: str | None = None
+    """The working directory the record was written in (None when the record has none)."""
+    timestamp: int | None = None
+    """Milliseconds since the epoch."""
+
+
+# A base64 run (with an optional data: URI prefix): never text anyone searches for.
+_BASE64 = re.compile(r"(?:data:[\w/+.-]+;base64,)?[A-Za-z0-9+/]{200,}={0,2}")
+
+
+def strip_base64(text: str) -> str:
+    """The text without base64 runs of 200 characters or more."""
+    if len(text) < 200:
+        return text
+    return _BASE64.sub(" ", text)
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes of the text, cut on a character boundary."""
+    if len(text) * 4 <= limit:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def _clean(text: str, limit: int) -> str:
+    return clip(strip_base64(text), limit)
+
+
+def _strings(value: Any, out: list[str], budget: list[int]) -> None:
+    """Collect the string leaves of a JSON value (tool inputs), depth first, within a budget."""
+    if budget[0] <= 0:
+        return
+    if isinstance(value, str):
+        out.append(value)
+        budget[0] -= len(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _strings(item, out, budget)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, out, budget)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.append(str(value))
+
+
+def _tool_result_text(block: ToolResultBlock, options: TextOptions) -> str:
+    content = block.content
+    if isinstance(content, str):
+        return _clean(content, options.tool_result_bytes)
+    parts = [b.text for b in content or () if isinstance(b, TextBlock) and b.text]
+    return _clean("\n".join(parts), options.tool_result_bytes)
+
+
+def _tool_use_text(block: ToolUseBlock, options: TextOptions) -> tuple[str, str]:
+    values: list[str] = []
+    _strings(block.input or {}, values, [options.tool_input_bytes * 2])
+    joined = strip_base64("\n".join(values))
+    text = clip(f"{block.name or ''}\n{joined}", options.tool_input_bytes)
+    return text, clip(joined, options.code_bytes)
+
+
+def extract(event: RecordedEvent, options: TextOptions = TextOptions()) -> SearchText | None:
+    """The searchable text of a transcript event, or None when it has none worth indexing."""
+    if event.type not in MESSAGE_TYPES or not event.data:
+        return None
+    try:
+        record = decode_record(event.data)
+    except msgspec.DecodeError:
+        return None
+    role, text, code = _record_text(record, options)
+    if not text.strip():
+        return None
+    session = getattr(record, "session_id", None) or session_of_stream(event.stream)
+    return SearchText(
+        role=role, text=text, code=code, session_id=session,
+        project=getattr(record, "cwd", None) or None,
+        timestamp=event.occurred_at if event.occurred_at is not None else event.recorded_at,
+    )
+
+
+def _record_text(record: object, options: TextOptions) -> tuple[str, str, str]:
+    """(role, text, code) of a decoded record; text is "" when nothing is searchable."""
+    if isinstance(record, UserRecord):
+        message = record.message
+        if record.is_meta or message is None:
+            return "user", "", ""
+        role = "summary" if record.is_compact_summary else "user"
+        content = message.content
+        if isinstance(content, str):
+            return role, _clean(content, options.message_bytes), ""
+        texts, results = [], []
+        for block in content or ():
+            if isinstance(block, TextBlock) and block.text:
+                texts.append(block.text)
+            elif isinstance(block, ToolResultBlock):
+                results.append(_tool_result_text(block, options))
+        if results:
+            return "tool", "\n".join(results + texts), ""
+        return role, _clean("\n".join(texts), options.message_bytes), ""
+    if isinstance(record, AssistantRecord):
+        content = record.message.content if record.message else None
+        if isinstance(content, str):
+            return "assistant", _clean(content, options.message_bytes), ""
+        texts, tools, codes = [], [], []
+        for block in content or ():
+            if isinstance(block, TextBlock) and block.text:
+                texts.append(block.text)
+            elif isinstance(block, ToolUseBlock):
+                text, code = _tool_use_text(block, options)
+                tools.append(text)
+                codes.append(code)
+            elif isinstance(block, ImageBlock):
+                continue
+        if texts:
+            return "assistant", _clean("\n".join(texts + tools), options.message_bytes), "\n".join(codes)
+        return "tool", "\n".join(tools), "\n".join(codes)
+    if isinstance(record, SummaryRecord):
+        return "summary", _clean(record.summary or "", options.message_bytes), ""
+    if isinstance(record, AwaySummaryRecord):
+        return "summary", _clean(record.content or "", options.message_bytes), ""
+    return "", "", ""
+
+
+class NameTables:
+    """Numbers for session ids and project paths in a projection's `<base>sessions` and
+    `<base>projects` tables, looked up or added as they appear (cached for one batch)."""
+
+    def __init__(self, tx: Any, prefix: str, base: str) -> None:
+        self.tx = tx
+        self.sessions_table = f"{prefix}{base}sessions"
+        self.projects_table = f"{prefix}{base}projects"
+        self.sessions: dict[str, tuple[int, int | None]] = {}
+        self.projects: dict[str, int] = {}
+
+    def project(self, path: str | None) -> int | None:
+        """The number of a project path (None for None)."""
+        if not path:
+            return None
+        number = self.projects.get(path)
+        if number is None:
+            rows = self.tx.execute(f"SELECT project_no FROM {self.projects_table} WHERE path = ?", (path,))
+            if rows:
+                number = rows[0][0]
+            else:
+                number = self.tx.execute(
+                    f"INSERT INTO {self.projects_table} (path) VALUES (?) RETURNING project_no", (path,))[0][0]
+            self.projects[path] = number
+        return number
+
+    def session(self, session_id: str | None, path: str | None) -> tuple[int | None, int | None]:
+        """(session_no, project_no) of a record; one without a cwd takes its session's project."""
+        project_no = self.project(path)
+        if session_id is None:
+            return None, project_no
+        known = self.sessions.get(session_id)
+        if known is None:
+            rows = self.tx.execute(
+                f"SELECT session_no, project_no FROM {self.sessions_table} WHERE session_id = ?", (session_id,))
+            if rows:
+                known = (rows[0][0], rows[0][1])
+            else:
+                number = self.tx.execute(
+                    f"INSERT INTO {self.sessions_table} (session_id, project_no) VALUES (?, ?) RETURNING session_no",
+                    (session_id, project_no))[0][0]
+                known = (number, project_no)
+        if project_no is not None and known[1] != project_no:
+            self.tx.execute(f"UPDATE {self.sessions_table} SET project_no = ? WHERE session_no = ?",
+                            (project_no, known[0]))
+            known = (known[0], project_no)
+        self.sessions[session_id] = known
+        return known[0], project_no if project_no is not None else known[1]
