@@ -109,7 +109,7 @@ def _fts(store, rows, query: str, filters: Filters, limit: int, syntax: bool, op
     try:
         hits = fulltext.search_words(rows, query, filters, limit, syntax=syntax)
     except apsw.SQLError as exc:
-        if syntax and "fts5" in str(exc):
+        if syntax:  # the SQL around the MATCH is fixed: an error here is the query's
             raise QuerySyntaxError(f"not a valid FTS5 query ({exc}); leave out --syntax to search for the text as typed") from None
         raise
     if len(hits) >= limit or len(query.strip()) < 3:

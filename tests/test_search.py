@@ -1,0 +1,245 @@
+"""Full-text, vector and hybrid search against real SQLite: corpus phrases, odd queries, filters."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventstore import Store
+from eventstore.ingest import Ingester
+from projections import fulltext, memories, search_text
+from projections.embedders import HashedLexicalEmbedder
+from projections.fts_query import match_expression, snippet, tokens
+from projections.memories import MemoriesProjection
+from projections.runner import Runner
+from projections.search import Filters, QuerySyntaxError, search
+from projections.vectors import VectorsProjection, embed_pending, pending_count
+
+EMBEDDER = HashedLexicalEmbedder()
+
+
+def projections():
+    return [fulltext.FulltextProjection(), VectorsProjection(EMBEDDER), MemoriesProjection()]
+
+
+def ready(store: Store) -> Runner:
+    """Catch up the search projections and embed everything queued."""
+    runner = Runner(store, projections())
+    runner.catch_up()
+    embed_pending(store, embedder=EMBEDDER)
+    return runner
+
+
+def find(store, query, **kw):
+    kw.setdefault("embedder", EMBEDDER)
+    kw.setdefault("embed_first", 0)
+    return search(store, query, **kw)
+
+
+@pytest.fixture(scope="module")
+def corpus_store(tmp_path_factory):
+    corpus = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+    if not corpus.is_dir():
+        pytest.skip(f"the shared transcript corpus is not at {corpus}")
+    with Store(tmp_path_factory.mktemp("corpus") / "events.db") as store:
+        Ingester(store).ingest([corpus])
+        runner = ready(store)
+        yield store
+        runner.close()
+
+
+# ---------------------------------------------------------------- the corpus
+
+
+def _indexed_texts(store: Store) -> list[tuple[int, str, str]]:
+    """(position, session, text) of every indexed transcript event."""
+    found = []
+    for event in store.iter_all(types=search_text.MESSAGE_TYPES):
+        text = search_text.extract(event)
+        if text is not None:
+            found.append((event.position, text.session_id, text.text))
+    return found
+
+
+def test_any_phrase_quoted_from_a_message_finds_it(corpus_store):
+    texts = _indexed_texts(corpus_store)
+    assert len(texts) > 1000
+    rng = random.Random(5)
+    checked = 0
+    for position, session, text in rng.sample(texts, 300):
+        toks = tokens(text)
+        if len(toks) < 3:
+            continue
+        length = rng.randint(2, min(8, len(toks)))
+        first = rng.randrange(len(toks) - length + 1)
+        phrase = text.encode()[toks[first][0]:toks[first + length - 1][1]].decode()
+        for query in (f'"{phrase}"', phrase):
+            hits = find(corpus_store, query, filters=Filters(session=session), limit=1000)
+            assert position in {h.event_position for h in hits}, (query, position)
+        checked += 1
+    assert checked > 200
+
+
+def test_results_carry_the_contract_fields_and_a_highlighted_snippet(corpus_store):
+    hits = find(corpus_store, "error handling", limit=5)
+    assert hits
+    for hit in hits:
+        assert hit.kind == "message" and hit.session_id and hit.timestamp.endswith("Z")
+        assert "**" in hit.snippet and hit.score > 0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_substring_of_a_path_finds_the_tool_call(corpus_store):
+    event = next(e for e in corpus_store.iter_all(types=["claude.assistant"])
+                 if (x := search_text.extract(e)) is not None and "/" in x.code[:200] and len(x.code) > 40)
+    found = search_text.extract(event)
+    start = found.code.index("/") + 1
+    needle = found.code[start:start + 9]
+    hits = find(corpus_store, needle, filters=Filters(session=found.session_id), limit=200)
+    assert event.position in {h.event_position for h in hits}, needle
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=40), mode=st.sampled_from(["fts", "vector", "hybrid"]))
+def test_any_typed_string_is_a_valid_query(corpus_store, query, mode):
+    find(corpus_store, query, mode=mode, limit=5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(alphabet=st.sampled_from(list('ab "*()^:+-ANDORNOTNEAR,')), max_size=20))
+def test_fts5_syntax_errors_are_named(corpus_store, query):
+    try:
+        find(corpus_store, query, syntax=True, limit=3)
+    except QuerySyntaxError:
+        pass
+
+
+def test_queries_are_quoted_not_interpreted():
+    assert match_expression('a AND b') == '"a" "and" "b"'
+    assert match_expression('"exact phrase" NOT x') == '"exact phrase" "not" "x"'
+    assert match_expression('foo.bar(') == '"foo bar"'
+    assert match_expression('say "hi') == '"say" "hi"'
+    assert match_expression('optim*') == '"optim"*'
+    assert match_expression('--- ... ***') is None
+    assert match_expression('a OR b', syntax=True) == 'a OR b'
+
+
+def test_snippet_marks_the_words_near_each_other():
+    text = "x " * 200 + "the Café was closed, said the café owner " + "y " * 200
+    got = snippet(text, "cafe owner")
+    assert "**Café**" in got and "**owner**" in got and got.startswith("…") and got.endswith("…")
+
+
+# ---------------------------------------------------------------- a small tree with known content
+
+
+def _line(kind, session, cwd, ts, content, uuid):
+    if kind == "user":
+        message = {"role": "user", "content": content}
+    elif kind == "tool":
+        message = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t" + uuid, "content": content}]}
+        kind = "user"
+    else:
+        message = {"role": "assistant", "id": "m" + uuid, "model": "claude-x", "type": "message",
+                   "content": [{"type": "text", "text": content}]}
+    return json.dumps({"type": kind, "sessionId": session, "cwd": cwd, "uuid": uuid,
+                       "timestamp": ts, "message": message}) + "\n"
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    root = tmp_path / "projects"
+    rows = [
+        ("s-alpha", "/home/me/alpha", [
+            ("user", "2026-01-05T10:00:00.000Z", "please fix the flaky zebra test"),
+            ("assistant", "2026-01-05T10:00:05.000Z", "The zebra test is flaky because of a race"),
+            ("tool", "2026-01-05T10:00:09.000Z",
+             "FAILED tests/test_zebra.py::test_stripes " + "lorem ipsum " * 400 + "unicornmarker"),
+            ("user", "2026-01-05T10:01:00.000Z", "see data:image/png;base64," + "QUJD" * 100 + " okapi"),
+        ]),
+        ("s-beta", "/home/me/beta-service", [
+            ("user", "2026-02-10T08:00:00.000Z", "the zebra crossing endpoint returns 500"),
+            ("assistant", "2026-02-10T08:00:03.000Z", "I will look at the zebra crossing handler"),
+            ("tool", "2026-02-10T08:00:04.000Z", [{"type": "text", "text": "zebra handler source"},
+                                                   {"type": "image", "source": {"type": "base64", "data": "QUJD" * 400}}]),
+        ]),
+    ]
+    for session, cwd, lines in rows:
+        folder = root / cwd.replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{session}.jsonl", "w") as f:
+            for i, (kind, ts, content) in enumerate(lines):
+                f.write(_line(kind, session, cwd, ts, content, f"{session}-{i}"))
+    with Store(tmp_path / "events.db") as store:
+        Ingester(store).ingest([root])
+        runner = ready(store)
+        yield store
+        runner.close()
+
+
+def _day(text: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("mode", ["fts", "vector", "hybrid"])
+def test_filters(small_store, mode):
+    def sessions(**kw):
+        return sorted({(h.session_id, h.role) for h in find(small_store, "zebra", mode=mode, filters=Filters(**kw))})
+
+    everything = sessions()
+    assert {s for s, _ in everything} == {"s-alpha", "s-beta"}
+    assert {s for s, _ in sessions(project="BETA")} == {"s-beta"}
+    assert {s for s, _ in sessions(session="s-alpha")} == {"s-alpha"}
+    assert sessions(project="nowhere") == [] and sessions(session="nope") == []
+    assert {r for _, r in sessions(roles=("user",))} == {"user"}
+    roles = {r for _, r in sessions(roles=("assistant", "tool"))}
+    assert roles <= {"assistant", "tool"} and "assistant" in roles
+    assert {s for s, _ in sessions(since=_day("2026-02-01T00:00:00+00:00"))} == {"s-beta"}
+    assert {s for s, _ in sessions(until=_day("2026-02-01T00:00:00+00:00"))} == {"s-alpha"}
+
+
+def test_tool_results_are_truncated_and_images_never_indexed(small_store):
+    assert [h.role for h in find(small_store, "zebra handler source")] == ["tool"]
+    assert [h.role for h in find(small_store, "test_stripes lorem")] == ["tool"]
+    assert find(small_store, "unicornmarker") == []  # past the first 4 KB of the tool result
+    assert [h.role for h in find(small_store, "okapi")] == ["user"]
+    assert find(small_store, "QUJDQUJD") == [] and find(small_store, "base64") == []
+
+
+def test_memories_are_searchable_until_forgotten(small_store):
+    memory = memories.add(small_store, "zebra crossings need the stripes service", tags=["infra"], project="beta")
+    Runner(small_store, projections()).catch_up()
+    for mode in ("fts", "vector", "hybrid"):
+        hits = find(small_store, "zebra stripes service", mode=mode, embed_first=100)
+        assert "memory" in {h.kind for h in hits}, mode
+        assert {h.role for h in hits if h.kind == "memory"} == {"memory"}
+    memories.forget(small_store, memory.memory_id)
+    Runner(small_store, projections()).catch_up()
+    for mode in ("fts", "vector", "hybrid"):
+        hits = find(small_store, "zebra stripes service", mode=mode, embed_first=100)
+        assert "memory" not in {h.kind for h in hits}, mode
+    stream = small_store.read_stream(f"memory:{memory.memory_id}")
+    assert [e.type for e in stream] == ["memory.added", "memory.forgotten"]
+    assert [e.op for e in stream] == ["create", "delete"]
+
+
+def test_vector_search_waits_for_nothing_and_embeds_on_demand(small_store):
+    memory = memories.add(small_store, "giraffe necks are long", project="zoo")
+    Runner(small_store, projections()).catch_up()
+    assert pending_count(small_store) == 1
+    assert "memory" not in {h.kind for h in find(small_store, "giraffe necks", mode="vector")}  # not embedded yet
+    hits = find(small_store, "giraffe necks", mode="vector", embed_first=10)
+    assert hits[0].kind == "memory" and pending_count(small_store) == 0
+    memories.update(small_store, memory.memory_id, text="elephant trunks are long")
+    Runner(small_store, projections()).catch_up()
+    hits = find(small_store, "elephant trunks", mode="vector", embed_first=10)
+    assert hits[0].kind == "memory" and "elephant" in hits[0].snippet
+    assert find(small_store, "elephant trunks")[0].kind == "memory"
+    assert find(small_store, "giraffe") == []
