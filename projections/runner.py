@@ -560,9 +560,7 @@ class Runner:
                 "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?, ?)", _OWN_TABLES)}
         if present != set(_OWN_TABLES):
             with self.store.transaction() as tx:
-                for statement in DDL.split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
+                tx.execute(DDL)
 
 
 def _handled(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:

@@ -20,6 +20,9 @@ COMMANDS: dict[str, str] = {
     "quarantine": "eventstore.cli.ingest:quarantine_",
     "search": "eventstore.cli.search:search",
     "memories": "eventstore.cli.memories:memories",
+    "replay": "eventstore.cli.projections:replay",
+    "sessions": "eventstore.cli.sessions:sessions",
+    "tasks": "eventstore.cli.tasks:tasks",
 }
 """Command name -> "module:attribute" of its click command."""
 

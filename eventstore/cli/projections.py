@@ -1,0 +1,81 @@
+"""Commands over the projection runner: replay; and helpers the read-model commands share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import click
+
+from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store
+
+
+def runner_for(store, needed: Iterable[str] = ()):
+    """The store's projection runner; a clear error if a projection a command needs is missing."""
+    from projections.runner import Runner
+
+    runner = Runner.for_store(store)
+    missing = [name for name in needed if name not in runner.projections]
+    if missing:
+        raise click.ClickException(
+            f"the {', '.join(missing)} projection is not installed (entry point group eventstore.projections); "
+            "reinstall eventstore"
+        )
+    return runner
+
+
+def catch_up(store, names: Iterable[str]) -> None:
+    """Bring the named projections (those installed) up to date before a query."""
+    runner = runner_for(store)
+    runner.catch_up([name for name in names if name in runner.projections])
+
+
+def local_day_start(text: str, option: str) -> datetime:
+    """A YYYYMMDD date as local midnight (naive), or a usage error naming the option."""
+    try:
+        return datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date YYYYMMDD", param_hint=option) from None
+
+
+def local_ms(moment: datetime) -> int:
+    """A naive local time (or an aware one) as milliseconds since the epoch."""
+    return round(moment.astimezone().timestamp() * 1000)
+
+
+def day_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """--since/--until YYYYMMDD (local days, both inclusive) as a [start, end) range in ms."""
+    start = local_ms(local_day_start(since, "--since")) if since else None
+    end = local_ms(local_day_start(until, "--until") + timedelta(days=1)) if until else None
+    return start, end
+
+
+@click.command()
+@click.option("--projection", "names", multiple=True, metavar="NAME",
+              help="Rebuild only this projection (repeatable; default: all).")
+@json_option
+@db_option
+@handle_errors
+def replay(names: tuple[str, ...], as_json: bool, db: str | None) -> None:
+    """Rebuild projections from the log into fresh tables, swapped in when complete."""
+    with open_store(db) as store:
+        runner = runner_for(store)
+        if as_json or not sys.stderr.isatty():
+            report = runner.rebuild(names or None)
+        else:
+            report = _replay_with_progress(runner, names or None)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"replayed {report.events} events into {', '.join(report.projections) or 'no projections'} "
+               f"in {report.seconds:.2f} s ({report.events_per_second:,.0f} events/s)")
+
+
+def _replay_with_progress(runner, names):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("replaying", total=None)
+        return runner.rebuild(names, progress=lambda done, head: bar.update(task, completed=done, total=head))

@@ -1,0 +1,54 @@
+"""The sessions command: Claude Code sessions, newest first."""
+
+from __future__ import annotations
+
+import click
+
+from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+from eventstore.cli.projections import catch_up, day_range
+
+
+@click.command()
+@click.option("--project", metavar="TEXT", help="Only sessions whose project or cwd contains TEXT.")
+@click.option("--since", metavar="YYYYMMDD", help="Only sessions started on or after this local day.")
+@click.option("--until", metavar="YYYYMMDD", help="Only sessions started on or before this local day.")
+@click.option("--limit", type=click.IntRange(min=0), help="At most N sessions.")
+@json_option
+@db_option
+@handle_errors
+def sessions(project: str | None, since: str | None, until: str | None, limit: int | None, as_json: bool,
+             db: str | None) -> None:
+    """Claude Code sessions, newest first: project, title, times, messages, models, tokens and cost."""
+    from projections.sessions import list_sessions
+
+    start, end = day_range(since, until)
+    with open_store(db) as store:
+        catch_up(store, ("sessions", "usage"))
+        with store.db.read() as conn:
+            rows = list_sessions(conn, project=project, since=start, until=end, limit=limit)
+    if as_json:
+        emit_json({"sessions": rows})
+        return
+    if not rows:
+        click.echo("no sessions")
+        return
+    print_table(None, ["started", "project", "title", "msgs", "agents", "models", "tokens", "cost", "session"], (
+        (_local(r.started_at), r.project, _short(r.title, 60), r.messages, r.subagents, ", ".join(r.models),
+         f"{r.totalTokens:,}", f"${r.totalCost:.2f}", r.session_id[:8])
+        for r in rows
+    ))
+
+
+def _local(iso_time: str | None) -> str:
+    from datetime import datetime
+
+    if iso_time is None:
+        return ""
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _short(text: str | None, width: int) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

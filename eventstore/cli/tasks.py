@@ -1,0 +1,142 @@
+"""The tasks commands: list tasks (a person's and Claude Code's), add one, change one."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+import click
+
+from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+from eventstore.cli.projections import local_ms, runner_for
+
+PRIORITY_CHOICES = ("high", "medium", "low")
+STATUS_CHOICES = ("pending", "in_progress", "completed", "deleted")
+
+
+def _parse_as_of(text: str) -> int:
+    """ISO-8601 time or date (no zone: local time), or YYYYMMDD, as ms since the epoch."""
+    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%Y%m%d")):
+        try:
+            moment = parse(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            continue
+        return local_ms(moment)
+    raise click.BadParameter(f"{text!r} is not an ISO-8601 time or a date YYYYMMDD", param_hint="--as-of")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--status", "status_expr", metavar="EXPR",
+              help="Comma list of statuses; a leading '!' negates: 'pending,in_progress', '!completed'.")
+@click.option("--session", metavar="ID", help="Only tasks of this session.")
+@click.option("--as-of", "as_of", metavar="TIMESTAMP",
+              help="Show the list as it stood at this time (ISO-8601; a date means its first instant).")
+@json_option
+@db_option
+@click.pass_context
+@handle_errors
+def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_of: str | None, as_json: bool,
+          db: str | None) -> None:
+    """Tasks, by priority (high, medium, low, none) then most recently updated."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from projections.tasks import list_tasks, parse_status_filter
+
+    parsed = parse_status_filter(status_expr)
+    moment = _parse_as_of(as_of) if as_of else None
+    with open_store(db) as store:
+        runner_for(store, ["tasks"]).catch_up(["tasks"])
+        with store.db.read() as conn:
+            rows = list_tasks(conn, statuses=parsed[0] if parsed else None, negate=bool(parsed and parsed[1]),
+                              session=session, as_of=moment)
+    if as_json:
+        emit_json({"tasks": rows})
+        return
+    if not rows:
+        click.echo("no tasks")
+        return
+    print_table(None, ["id", "priority", "status", "title", "source", "updated", "v"], (
+        (r.task_id, r.priority or "", r.status, r.title, r.source, r.updated_at, r.version) for r in rows
+    ))
+
+
+@tasks.command("add")
+@click.argument("title")
+@click.option("--priority", type=click.Choice(PRIORITY_CHOICES), help="high, medium or low (default: none).")
+@click.option("--session", metavar="ID", help="The session this task belongs to.")
+@json_option
+@db_option
+@handle_errors
+def add(title: str, priority: str | None, session: str | None, as_json: bool, db: str | None) -> None:
+    """Record a new task of your own."""
+    from schemas import tasks as task_events
+    from schemas.envelope import ExpectedVersion, NewEvent
+
+    if not title.strip():
+        raise click.BadParameter("a task needs a title", param_hint="TITLE")
+    task_id = uuid.uuid4().hex[:12]
+    payload = task_events.TaskCreated(task_id=task_id, title=title, priority=priority, session_id=session)
+    event = NewEvent(
+        event_id=uuid.uuid4().hex, stream=task_events.task_stream(task_id), type=task_events.TASK_CREATED,
+        entity=task_events.ENTITY, entity_id=task_id, op="create", data=task_events.encode(payload),
+        actor="user", occurred_at=time.time_ns() // 1_000_000,
+    )
+    _append_and_show(db, event, ExpectedVersion.NO_STREAM, task_id, as_json, "added")
+
+
+@tasks.command("set")
+@click.argument("task_id")
+@click.option("--status", type=click.Choice(STATUS_CHOICES), help="The new status.")
+@click.option("--priority", type=click.Choice((*PRIORITY_CHOICES, "none")), help="The new priority ('none' clears it).")
+@click.option("--expect-version", type=click.IntRange(min=0), metavar="N",
+              help="Fail unless the task is still at version N (someone else may have changed it).")
+@json_option
+@db_option
+@handle_errors
+def set_(task_id: str, status: str | None, priority: str | None, expect_version: int | None, as_json: bool,
+         db: str | None) -> None:
+    """Change a task's status or priority."""
+    from schemas import tasks as task_events
+    from schemas.envelope import ExpectedVersion, NewEvent
+
+    if status is None and priority is None:
+        raise click.UsageError("nothing to change: give --status or --priority")
+    payload = task_events.TaskUpdated(task_id=task_id, status=status, priority=priority)
+    event = NewEvent(
+        event_id=uuid.uuid4().hex, stream=task_events.task_stream(task_id), type=task_events.TASK_UPDATED,
+        entity=task_events.ENTITY, entity_id=task_id, op="update", data=task_events.encode(payload),
+        actor="user", occurred_at=time.time_ns() // 1_000_000,
+    )
+    expected = ExpectedVersion.ANY if expect_version is None else expect_version
+    _append_and_show(db, event, expected, task_id, as_json, "updated", must_exist=True)
+
+
+def _append_and_show(db: str | None, event, expected: int, task_id: str, as_json: bool, verb: str,
+                     must_exist: bool = False) -> None:
+    from eventstore.errors import WrongExpectedVersion
+    from projections.tasks import get_task
+
+    with open_store(db) as store:
+        runner = runner_for(store, ["tasks"])
+        runner.catch_up(["tasks"])  # the inline hook then applies the append in its own transaction
+        if must_exist:
+            with store.db.read() as conn:
+                current = get_task(conn, task_id)
+            if current is None:
+                raise click.ClickException(f"no task {task_id}")
+        try:
+            store.append([event], expected_version=expected)
+        except WrongExpectedVersion as exc:
+            raise click.ClickException(
+                f"task {task_id} is at version {exc.actual}, not {exc.expected}: it changed since you read it; "
+                "look at it again and retry with --expect-version "
+                f"{exc.actual}"
+            ) from None
+        runner.catch_up(["tasks"])
+        with store.db.read() as conn:
+            row = get_task(conn, task_id)
+    if as_json:
+        emit_json(row)
+    else:
+        click.echo(f"{verb} task {row.task_id} (version {row.version}): [{row.status}] {row.title}")

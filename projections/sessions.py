@@ -1,0 +1,436 @@
+"""The sessions read model: one row per Claude Code session, with what a listing needs.
+
+Per session (the stream `claude:session:<id>`, which also holds its subagents' lines):
+
+* `cwd` and `project` (the cwd's last component): the first cwd of the main conversation,
+  else of a subagent (a subagent's cwd may be a worktree).
+* `git_branch`: the latest non-empty branch of the main conversation, else of a subagent.
+* `title`: the latest (in log order) of `summary`, `ai-title` and `custom-title` records. A
+  summary names its session by `leafUuid`: it titles the session holding that uuid when one
+  is known, else the session whose stream it was read in. Resolved at query time, so a
+  summary read before its leaf still lands on the right session once the leaf arrives.
+* `started_at`/`ended_at`: the earliest and latest record time.
+* `messages`: prompts and responses of the main conversation: user records that are neither
+  tool results nor meta, plus assistant responses counted once per `message.id` (Claude Code
+  writes one line per content block). A record whose uuid another session already holds (an
+  old-style resume replaying history) is not counted again.
+* `models`: distinct assistant models (subagents' included, `<synthetic>` left out).
+* `subagents`: distinct `agentId`s, plus sidechain roots without one (1.0.x inline sidechains).
+
+Tokens and cost come from the usage projection at query time (`session_totals`), so the two
+never disagree. Owns the tables listed in `SessionsProjection.tables`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+
+from eventstore.feed import iso
+from schemas.envelope import RecordedEvent
+from schemas.transcript import AssistantRecord, UserRecord, decode_record
+from schemas.transcript_events import OTHER, RECORD_TYPES, session_of_stream
+
+__all__ = ["SessionRow", "SessionsProjection", "list_sessions", "list_sessions_sql", "project_of", "usage_totals"]
+
+NAME = "sessions"
+SYNTHETIC_MODEL = "<synthetic>"
+_TITLE_TYPES = {"claude.summary": "summary", "claude.ai-title": "ai-title", "claude.custom-title": "custom-title"}
+_LINE_TYPES = frozenset(("claude.user", "claude.assistant"))
+_IN_CHUNK = 500
+
+DDL = """
+CREATE TABLE {p}sessions (
+    session_no         INTEGER PRIMARY KEY,
+    session_id         TEXT NOT NULL UNIQUE,
+    cwd_main           TEXT,              -- first cwd of the main conversation
+    cwd_side           TEXT,              -- first cwd of a subagent
+    branch_main        TEXT,              -- latest non-empty gitBranch of the main conversation
+    branch_side        TEXT,
+    started_at         INTEGER,           -- ms since the epoch
+    ended_at           INTEGER,
+    user_messages      INTEGER NOT NULL DEFAULT 0,
+    assistant_messages INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX {p}sessions_started ON {p}sessions (started_at);
+
+-- Record uuids and assistant message ids seen, hashed to 64 bits: which session holds a
+-- uuid (for summaries) and whether a message was already counted.
+CREATE TABLE {p}session_keys (
+    key        INTEGER PRIMARY KEY,
+    session_no INTEGER NOT NULL
+);
+
+CREATE TABLE {p}session_agents (
+    session_no INTEGER NOT NULL,
+    agent      TEXT NOT NULL,
+    PRIMARY KEY (session_no, agent)
+) WITHOUT ROWID;
+
+CREATE TABLE {p}session_models (
+    session_no INTEGER NOT NULL,
+    model      TEXT NOT NULL,
+    PRIMARY KEY (session_no, model)
+) WITHOUT ROWID;
+
+-- Title records in log order; leaf_key (summaries only) is the hashed leafUuid.
+CREATE TABLE {p}session_titles (
+    position   INTEGER PRIMARY KEY,
+    session_no INTEGER NOT NULL,
+    leaf_key   INTEGER,
+    title      TEXT NOT NULL
+);
+"""
+
+
+# Lean decoders: only the fields read here, so msgspec skips the rest of each line.
+
+
+class _Block(msgspec.Struct, gc=False):
+    type: Any = None
+
+
+class _Message(msgspec.Struct, gc=False):
+    id: Any = None
+    model: Any = None
+    content: str | list[_Block] | None = None
+
+
+class _Line(msgspec.Struct, gc=False):
+    uuid: Any = None
+    parentUuid: Any = None
+    isSidechain: Any = None
+    isMeta: Any = None
+    agentId: Any = None
+    cwd: Any = None
+    gitBranch: Any = None
+    message: _Message | None = None
+
+
+class _Title(msgspec.Struct, gc=False):
+    summary: Any = None
+    leafUuid: Any = None
+    aiTitle: Any = None
+    customTitle: Any = None
+
+
+_LINE = msgspec.json.Decoder(_Line)
+_TITLE = msgspec.json.Decoder(_Title)
+
+
+def _line(data: bytes) -> _Line:
+    """The fields of a user/assistant line; odd lines go through the tolerant schema decoder."""
+    try:
+        return _LINE.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        record = decode_record(data)  # raises only for bytes that are not JSON at all
+    if not isinstance(record, (UserRecord, AssistantRecord)):
+        return _Line()
+    message = record.message
+    return _Line(
+        uuid=record.uuid, parentUuid=record.parent_uuid, isSidechain=record.is_sidechain,
+        isMeta=record.is_meta, agentId=record.agent_id, cwd=record.cwd, gitBranch=record.git_branch,
+        message=None if message is None else _Message(
+            id=getattr(message, "id", None), model=getattr(message, "model", None),
+            content=_content_kinds(message.content)),
+    )
+
+
+def _content_kinds(content: object) -> object:
+    if isinstance(content, list):
+        return [_Block(type=getattr(block, "type", None)) for block in content]
+    return content if isinstance(content, str) else None
+
+
+def _title(data: bytes) -> _Title:
+    try:
+        return _TITLE.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        obj = msgspec.json.decode(data) if data else None
+        return _Title(**{k: obj.get(k) for k in _Title.__struct_fields__}) if isinstance(obj, dict) else _Title()
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def key(kind: str, value: str) -> int:
+    """A 64-bit key for a uuid ("u") or an assistant message id ("m")."""
+    return int.from_bytes(blake2b(f"{kind}{value}".encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _is_tool_result(content: object) -> bool:
+    if not isinstance(content, list) or not content:
+        return False
+    return all(block.type == "tool_result" for block in content)
+
+
+class _Acc:
+    """What one batch contributes to one session."""
+
+    __slots__ = ("started", "ended", "cwd_main", "cwd_side", "branch_main", "branch_side")
+
+    def __init__(self) -> None:
+        self.started: int | None = None
+        self.ended: int | None = None
+        self.cwd_main = self.cwd_side = self.branch_main = self.branch_side = None
+
+
+class SessionsProjection:
+    """Sessions: project, cwd, branch, title, times, message counts, models, subagents."""
+
+    name = NAME
+    version = "1"
+    handles = frozenset("claude." + t for t in RECORD_TYPES) | {OTHER}
+    payloads = _LINE_TYPES | frozenset(_TITLE_TYPES)
+    inline = False
+    tables = ("sessions", "session_keys", "session_agents", "session_models", "session_titles")
+
+    def create(self, tx, prefix: str) -> None:
+        """Create the tables under `prefix`."""
+        tx.execute(DDL.format(p=prefix))
+
+    def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
+        """Fold a batch of transcript events into the session rows."""
+        accs: dict[str, _Acc] = {}
+        keys: list[tuple[int, str, int]] = []  # (key, session, counts as: 0 nothing, 1 user, 2 assistant)
+        agents: set[tuple[str, str]] = set()
+        models: set[tuple[str, str]] = set()
+        titles: list[tuple[int, str, int | None, str]] = []
+        for event in events:
+            session = session_of_stream(event.stream)
+            if session is None:
+                continue
+            acc = accs.get(session)
+            if acc is None:
+                acc = accs[session] = _Acc()
+            at = event.occurred_at
+            if at is not None:
+                if acc.started is None or at < acc.started:
+                    acc.started = at
+                if acc.ended is None or at > acc.ended:
+                    acc.ended = at
+            type_ = event.type
+            if type_ in _LINE_TYPES:
+                self._line(event, session, acc, keys, agents, models)
+            elif type_ in _TITLE_TYPES:
+                self._title_record(event, session, titles)
+        if accs:
+            self._write(tx, prefix, accs, keys, agents, models, titles)
+
+    @staticmethod
+    def _line(event: RecordedEvent, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
+        line = _line(event.data)
+        side = line.isSidechain is True
+        cwd, branch = _str(line.cwd), _str(line.gitBranch)
+        if side:
+            acc.cwd_side = acc.cwd_side or cwd
+            acc.branch_side = branch or acc.branch_side
+        else:
+            acc.cwd_main = acc.cwd_main or cwd
+            acc.branch_main = branch or acc.branch_main
+        agent = _str(line.agentId)
+        uuid = _str(line.uuid)
+        if agent:
+            agents.add((session, agent))
+        elif side and uuid and line.parentUuid is None:
+            agents.add((session, "root:" + uuid))
+        message = line.message
+        if event.type == "claude.assistant":
+            if uuid:
+                keys.append((key("u", uuid), session, 0))
+            model = _str(message.model) if message else None
+            if model and model != SYNTHETIC_MODEL:
+                models.add((session, model))
+            message_id = _str(message.id) if message else None
+            if message_id:
+                keys.append((key("m", message_id), session, 0 if side else 2))
+        else:
+            counts = 0 if side or line.isMeta is True or _is_tool_result(message.content if message else None) else 1
+            if uuid:
+                keys.append((key("u", uuid), session, counts))
+            elif counts:
+                keys.append((None, session, counts))
+
+    @staticmethod
+    def _title_record(event: RecordedEvent, session: str, titles: list) -> None:
+        record = _title(event.data)
+        kind = _TITLE_TYPES[event.type]
+        text = _str({"summary": record.summary, "ai-title": record.aiTitle,
+                     "custom-title": record.customTitle}[kind])
+        if text is None:
+            return
+        leaf = _str(record.leafUuid) if kind == "summary" else None
+        titles.append((event.position, session, key("u", leaf) if leaf else None, text))
+
+    @staticmethod
+    def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> None:
+        tx.executemany(f"INSERT OR IGNORE INTO {p}sessions (session_id) VALUES (?)", [(s,) for s in accs])
+        numbers: dict[str, int] = {}
+        names = list(accs)
+        for i in range(0, len(names), _IN_CHUNK):
+            chunk = names[i:i + _IN_CHUNK]
+            numbers.update(tx.execute(
+                f"SELECT session_id, session_no FROM {p}sessions WHERE session_id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        users = dict.fromkeys(accs, 0)
+        assistants = dict.fromkeys(accs, 0)
+        keyed = [(k, numbers[s]) for k, s, _ in keys if k is not None]
+        if keyed:
+            # First holder wins; RETURNING yields only the keys this batch inserted.
+            fresh = {row[0] for row in tx.execute(
+                f"INSERT OR IGNORE INTO {p}session_keys (key, session_no)"
+                " SELECT value ->> 0, value ->> 1 FROM json_each(?) RETURNING key",
+                (msgspec.json.encode(keyed),))}
+        else:
+            fresh = set()
+        for k, session, counts in keys:
+            if k is not None:
+                if k not in fresh:
+                    continue  # held already: by an earlier batch, or earlier in this one
+                fresh.discard(k)
+            if counts:
+                (users if counts == 1 else assistants)[session] += 1
+        tx.executemany(
+            f"UPDATE {p}sessions SET"
+            " started_at = coalesce(min(started_at, ?1), started_at, ?1),"
+            " ended_at = coalesce(max(ended_at, ?2), ended_at, ?2),"
+            " cwd_main = coalesce(cwd_main, ?3), cwd_side = coalesce(cwd_side, ?4),"
+            " branch_main = coalesce(?5, branch_main), branch_side = coalesce(?6, branch_side),"
+            " user_messages = user_messages + ?7, assistant_messages = assistant_messages + ?8"
+            " WHERE session_no = ?9",
+            [(a.started, a.ended, a.cwd_main, a.cwd_side, a.branch_main, a.branch_side,
+              users[s], assistants[s], numbers[s]) for s, a in accs.items()],
+        )
+        if agents:
+            tx.executemany(f"INSERT OR IGNORE INTO {p}session_agents (session_no, agent) VALUES (?, ?)",
+                           [(numbers[s], a) for s, a in agents])
+        if models:
+            tx.executemany(f"INSERT OR IGNORE INTO {p}session_models (session_no, model) VALUES (?, ?)",
+                           [(numbers[s], m) for s, m in models])
+        if titles:
+            tx.executemany(f"INSERT INTO {p}session_titles (position, session_no, leaf_key, title) VALUES (?, ?, ?, ?)",
+                           [(pos, numbers[s], leaf, text) for pos, s, leaf, text in titles])
+
+
+# Queries
+
+
+class SessionRow(msgspec.Struct, kw_only=True):
+    """One session as `eventstore sessions --json` shows it (token fields named as ccusage names them)."""
+
+    session_id: str
+    project: str | None
+    cwd: str | None
+    git_branch: str | None
+    title: str | None
+    started_at: str | None
+    ended_at: str | None
+    messages: int
+    models: list[str]
+    subagents: int
+    inputTokens: int = 0
+    outputTokens: int = 0
+    cacheCreationTokens: int = 0
+    cacheReadTokens: int = 0
+    totalTokens: int = 0
+    totalCost: float = 0.0
+
+
+def list_sessions_sql(*, project: str | None = None, since: int | None = None, until: int | None = None,
+                      limit: int | None = None) -> tuple[str, list[object]]:
+    """The query behind `list_sessions`, with its parameters (times in ms since the epoch)."""
+    where = ["s.started_at IS NOT NULL"]
+    params: list[object] = []
+    if project:
+        where.append("instr(lower(coalesce(s.cwd_main, s.cwd_side, '')), lower(?)) > 0")
+        params.append(project)
+    if since is not None:
+        where.append("s.started_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("s.started_at < ?")
+        params.append(until)
+    sql = f"""
+WITH titled AS (
+    SELECT coalesce(k.session_no, t.session_no) AS session_no, max(t.position) AS position, t.title AS title
+    FROM session_titles t LEFT JOIN session_keys k ON k.key = t.leaf_key
+    GROUP BY 1
+)
+SELECT s.session_id, coalesce(s.cwd_main, s.cwd_side), coalesce(s.branch_main, s.branch_side),
+       titled.title, s.started_at, s.ended_at, s.user_messages + s.assistant_messages,
+       (SELECT json_group_array(model) FROM (SELECT model FROM session_models m
+            WHERE m.session_no = s.session_no ORDER BY model)),
+       (SELECT count(*) FROM session_agents a WHERE a.session_no = s.session_no)
+FROM sessions s LEFT JOIN titled USING (session_no)
+WHERE {' AND '.join(where)}
+ORDER BY s.started_at DESC, s.session_id
+LIMIT ?"""
+    params.append(-1 if limit is None else limit)
+    return sql, params
+
+
+def list_sessions(conn, *, project: str | None = None, since: int | None = None, until: int | None = None,
+                  limit: int | None = None) -> list[SessionRow]:
+    """Sessions newest first, filtered by a cwd substring and a start-time range [since, until)."""
+    sql, params = list_sessions_sql(project=project, since=since, until=until, limit=limit)
+    rows = conn.execute(sql, params).fetchall()
+    totals = usage_totals(conn)
+    out = []
+    for session_id, cwd, branch, title, started, ended, messages, models, subagents in rows:
+        row = SessionRow(
+            session_id=session_id, project=project_of(cwd), cwd=cwd,
+            git_branch=branch, title=title, started_at=iso(started), ended_at=iso(ended), messages=messages,
+            models=msgspec.json.decode(models), subagents=subagents,
+        )
+        usage = totals.get(session_id)
+        if usage is not None:
+            for field, value in usage.items():
+                setattr(row, field, value)
+        out.append(row)
+    return out
+
+
+_USAGE_FIELDS = {
+    "inputTokens": "input_tokens", "outputTokens": "output_tokens",
+    "cacheCreationTokens": "cache_creation_tokens", "cacheReadTokens": "cache_read_tokens",
+    "totalTokens": "total_tokens", "totalCost": "total_cost",
+}
+
+
+def usage_totals(conn) -> dict[str, dict[str, Any]]:
+    """Token and cost totals per session from the usage projection; empty if it is not installed."""
+    try:
+        from projections.usage import session_totals  # type: ignore[import-not-found]
+    except ImportError:
+        return {}
+    try:
+        raw = session_totals(conn)
+    except Exception:  # its tables not built yet, say: a listing without costs beats none
+        return {}
+    return {session: _usage_fields(totals) for session, totals in raw.items()}
+
+
+def _usage_fields(totals: object) -> dict[str, Any]:
+    """Accept a mapping (ccusage or snake_case keys) or an object with snake_case attributes."""
+    out: dict[str, Any] = {}
+    for camel, snake in _USAGE_FIELDS.items():
+        if isinstance(totals, dict):
+            value = totals.get(camel, totals.get(snake))
+        else:
+            value = getattr(totals, snake, getattr(totals, camel, None))
+        if value is not None:
+            out[camel] = float(value) if camel == "totalCost" else int(value)
+    return out
+
+
+def project_of(cwd: str | None) -> str | None:
+    """A session's project name: the last component of its working directory."""
+    if not cwd:
+        return None
+    parts = [part for part in re.split(r"[/\\]", cwd) if part]
+    return parts[-1] if parts else cwd

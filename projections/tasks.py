@@ -1,0 +1,447 @@
+"""The tasks read model: a person's own tasks and the ones Claude Code keeps, with their history.
+
+Sources, folded in log order:
+
+* `task.created` / `task.updated` (schemas.tasks): tasks a person records. The task's version
+  is its stream's version, which `tasks set --expect-version` checks.
+* TodoWrite tool uses: each call is the whole list of one session's (or subagent's) todos.
+  It is diffed against the list as it stood: a new item becomes a task (`todowrite`), a
+  changed status or priority an update, and an item dropped from the list while not
+  completed becomes `deleted`. Ids are stable: derived from session, agent, content (and the
+  item's rank among equal contents).
+* TaskCreate / TaskUpdate tool uses, applied when their result arrives without an error.
+  Their ids are per-list integers ("1", "2", ...), the list being the session's (subagents and
+  teammates write to their session's list); ours are derived from session and that id.
+
+Tasks derived from transcripts have version 0 until a person updates one. Every change is kept
+in `task_history`, so the list can be shown as it stood at any time (`tasks --as-of`).
+Owns the tables in `TasksProjection.tables`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+
+from eventstore.feed import iso
+from schemas import tasks as task_events
+from schemas.envelope import RecordedEvent
+from schemas.transcript_events import session_of_stream
+
+__all__ = ["TaskRow", "TasksProjection", "derived_id", "get_task", "list_tasks", "parse_status_filter"]
+
+NAME = "tasks"
+USER, TODOWRITE, TASKCREATE = "user", "todowrite", "taskcreate"
+_ASSISTANT, _USER = "claude.assistant", "claude.user"
+_TOOL_MARKERS = (b'"TodoWrite"', b'"TaskCreate"', b'"TaskUpdate"')
+_TASK_TOOLS = ("TaskCreate", "TaskUpdate")
+_CREATED_TEXT = re.compile(r"Task #(\w+) created")
+
+DDL = """
+CREATE TABLE {p}tasks (
+    task_id          TEXT PRIMARY KEY,
+    title            TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    priority         TEXT,              -- high | medium | low; NULL: none
+    session_id       TEXT,
+    source           TEXT NOT NULL,     -- user | todowrite | taskcreate
+    list_key         TEXT,              -- the Claude Code list it belongs to
+    in_list          INTEGER NOT NULL DEFAULT 0,  -- in that list's latest TodoWrite snapshot
+    created_at       INTEGER NOT NULL,  -- ms since the epoch
+    updated_at       INTEGER NOT NULL,
+    version          INTEGER NOT NULL   -- the task stream's version (0: never touched by a person)
+) WITHOUT ROWID;
+CREATE INDEX {p}tasks_list ON {p}tasks (list_key) WHERE in_list = 1;
+
+-- Every state a task has been in: one row per event that changed it.
+CREATE TABLE {p}task_history (
+    task_id  TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    title    TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    priority TEXT,
+    version  INTEGER NOT NULL,
+    PRIMARY KEY (task_id, position)
+) WITHOUT ROWID;
+
+-- TaskCreate/TaskUpdate tool uses waiting for their result.
+CREATE TABLE {p}task_pending (
+    tool_use_id TEXT PRIMARY KEY,
+    session_id  TEXT NOT NULL,
+    tool        TEXT NOT NULL,
+    input       BLOB NOT NULL       -- the tool input, JSON
+) WITHOUT ROWID;
+"""
+
+
+# Lean decoders: only the fields read here.
+
+
+class _Block(msgspec.Struct, gc=False):
+    type: Any = None
+    id: Any = None
+    name: Any = None
+    input: Any = None
+    tool_use_id: Any = None
+    content: Any = None
+    is_error: Any = None
+
+
+class _Message(msgspec.Struct, gc=False):
+    content: str | list[_Block] | None = None
+
+
+class _Line(msgspec.Struct, gc=False):
+    agentId: Any = None
+    message: _Message | None = None
+    toolUseResult: Any = None
+
+
+_LINE = msgspec.json.Decoder(_Line)
+
+
+def _line(data: bytes) -> _Line:
+    try:
+        return _LINE.decode(data)
+    except msgspec.ValidationError:
+        obj = msgspec.json.decode(data)  # not JSON at all: let it raise, the runner records it
+    if not isinstance(obj, dict):
+        return _Line()
+    message = obj.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    blocks = [
+        _Block(**{k: b.get(k) for k in _Block.__struct_fields__}) for b in content if isinstance(b, dict)
+    ] if isinstance(content, list) else None
+    return _Line(agentId=obj.get("agentId"), message=_Message(content=blocks),
+                 toolUseResult=obj.get("toolUseResult"))
+
+
+def derived_id(*parts: str) -> str:
+    """A stable 12-hex-digit task id for a task Claude Code keeps."""
+    return blake2b("\x1f".join(parts).encode(), digest_size=6).hexdigest()
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _priority(value: object) -> str | None:
+    return value if value in task_events.PRIORITIES else None
+
+
+class _State(msgspec.Struct):
+    title: str
+    status: str
+    priority: str | None
+    version: int
+    in_list: int
+
+
+class TasksProjection:
+    """Tasks from people (task.* events) and from Claude Code (TodoWrite, TaskCreate/TaskUpdate)."""
+
+    name = NAME
+    version = "1"
+    handles = frozenset((_ASSISTANT, _USER)) | task_events.TYPES
+    payloads = handles
+    inline = True
+    tables = ("tasks", "task_history", "task_pending")
+
+    def create(self, tx, prefix: str) -> None:
+        """Create the tables under `prefix`."""
+        tx.execute(DDL.format(p=prefix))
+
+    def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
+        """Fold a batch of events into the task rows and their history."""
+        fold = _Fold(tx, prefix)
+        for event in events:
+            type_ = event.type
+            if type_ == _ASSISTANT:
+                data = event.data
+                if any(marker in data for marker in _TOOL_MARKERS):
+                    fold.assistant(event)
+            elif type_ == _USER:
+                if fold.pending and any(tool_use_id in event.data for tool_use_id in fold.pending):
+                    fold.tool_results(event)
+            elif type_ in task_events.TYPES:
+                fold.person(event)
+
+
+class _Fold:
+    """Applies events one by one; all state lives in the tables (see projections.base)."""
+
+    def __init__(self, tx, prefix: str) -> None:
+        self.tx, self.p = tx, prefix
+        self.pending: dict[bytes, str] = {
+            tool_use_id.encode(): tool_use_id
+            for (tool_use_id,) in tx.execute(f"SELECT tool_use_id FROM {prefix}task_pending")
+        }
+
+    # Sources
+
+    def person(self, event: RecordedEvent) -> None:
+        payload = task_events.decode(event.data)
+        at = _at(event)
+        if isinstance(payload, task_events.TaskCreated):
+            state = _State(title=payload.title, status=payload.status, priority=_priority(payload.priority),
+                           version=event.version, in_list=0)
+            self._put(payload.task_id, state, event.position, at, created=True, session=payload.session_id,
+                      source=USER, list_key=None)
+            return
+        state = self._get(payload.task_id)
+        if state is None:
+            raise LookupError(f"task {payload.task_id} does not exist")
+        if payload.title is not None:
+            state.title = payload.title
+        if payload.status is not None:
+            state.status = payload.status
+        if payload.priority is not None:
+            state.priority = _priority(payload.priority)
+        state.version = event.version
+        self._put(payload.task_id, state, event.position, at)
+
+    def assistant(self, event: RecordedEvent) -> None:
+        session = session_of_stream(event.stream)
+        line = _line(event.data)
+        content = line.message.content if line.message else None
+        if session is None or not isinstance(content, list):
+            return
+        for block in content:
+            if block.type != "tool_use" or not isinstance(block.input, dict):
+                continue
+            if block.name == "TodoWrite":
+                self._todo_snapshot(event, session, _str(line.agentId) or "", block.input.get("todos"))
+            elif block.name in _TASK_TOOLS and _str(block.id):
+                self.tx.execute(
+                    f"INSERT OR REPLACE INTO {self.p}task_pending (tool_use_id, session_id, tool, input)"
+                    " VALUES (?, ?, ?, ?)",
+                    (block.id, session, block.name, msgspec.json.encode(block.input)),
+                )
+                self.pending[block.id.encode()] = block.id
+
+    def tool_results(self, event: RecordedEvent) -> None:
+        line = _line(event.data)
+        content = line.message.content if line.message else None
+        if not isinstance(content, list):
+            return
+        for block in content:
+            tool_use_id = block.tool_use_id
+            if block.type != "tool_result" or not isinstance(tool_use_id, str) or tool_use_id.encode() not in self.pending:
+                continue
+            session, tool, raw = self.tx.execute(
+                f"SELECT session_id, tool, input FROM {self.p}task_pending WHERE tool_use_id = ?", (tool_use_id,))[0]
+            self.tx.execute(f"DELETE FROM {self.p}task_pending WHERE tool_use_id = ?", (tool_use_id,))
+            del self.pending[tool_use_id.encode()]
+            result = line.toolUseResult
+            if block.is_error is True or (isinstance(result, dict) and result.get("success") is False):
+                continue
+            tool_input = msgspec.json.decode(raw)
+            if tool == "TaskCreate":
+                self._task_created(event, session, tool_input, block.content, result)
+            else:
+                self._task_updated(event, session, tool_input)
+
+    # Claude Code's lists
+
+    def _todo_snapshot(self, event: RecordedEvent, session: str, agent: str, todos: object) -> None:
+        if not isinstance(todos, list):
+            return
+        list_key = f"{session}\x1f{agent}"
+        at = _at(event)
+        seen: dict[str, int] = {}
+        current: set[str] = set()
+        for item in todos:
+            if not isinstance(item, dict):
+                continue
+            content = _str(item.get("content"))
+            if content is None:
+                continue
+            rank = seen[content] = seen.get(content, -1) + 1
+            task_id = derived_id(TODOWRITE, session, agent, content, str(rank))
+            if task_id in current:
+                continue
+            current.add(task_id)
+            status = _str(item.get("status")) or "pending"
+            priority = _priority(item.get("priority"))
+            state = self._get(task_id)
+            if state is None:
+                self._put(task_id, _State(title=content, status=status, priority=priority, version=0, in_list=1),
+                          event.position, at, created=True, session=session, source=TODOWRITE, list_key=list_key)
+            elif (state.status, state.priority, state.in_list) != (status, priority, 1):
+                changed = (state.status, state.priority) != (status, priority)
+                state.status, state.priority, state.in_list = status, priority, 1
+                self._put(task_id, state, event.position, at, history=changed)
+        dropped = [task_id for (task_id,) in self.tx.execute(
+            f"SELECT task_id FROM {self.p}tasks WHERE list_key = ? AND in_list = 1", (list_key,))
+            if task_id not in current]
+        for task_id in dropped:
+            state = self._get(task_id)
+            changed = state.status not in ("completed", "deleted")
+            if changed:
+                state.status = "deleted"
+            state.in_list = 0
+            self._put(task_id, state, event.position, at, history=changed)
+
+    def _task_created(self, event: RecordedEvent, session: str, tool_input: object, text: object, result: object) -> None:
+        task = result.get("task") if isinstance(result, dict) else None
+        number = _str(task.get("id")) if isinstance(task, dict) else None
+        if number is None:
+            match = _CREATED_TEXT.search(_text(text))
+            number = match.group(1) if match else None
+        subject = (_str(task.get("subject")) if isinstance(task, dict) else None) or (
+            _str(tool_input.get("subject")) if isinstance(tool_input, dict) else None)
+        if number is None or subject is None:
+            return
+        task_id = derived_id(TASKCREATE, session, number)
+        state = self._get(task_id)
+        if state is None:
+            self._put(task_id, _State(title=subject, status="pending", priority=None, version=0, in_list=0),
+                      event.position, _at(event), created=True, session=session, source=TASKCREATE, list_key=session)
+        elif state.title != subject:
+            state.title = subject
+            self._put(task_id, state, event.position, _at(event))
+
+    def _task_updated(self, event: RecordedEvent, session: str, tool_input: object) -> None:
+        if not isinstance(tool_input, dict):
+            return
+        number = tool_input.get("taskId")
+        number = str(number) if isinstance(number, (str, int)) and not isinstance(number, bool) else None
+        if number is None:
+            return
+        task_id = derived_id(TASKCREATE, session, number)
+        state = self._get(task_id)
+        if state is None:
+            return  # a list this log never saw created (shared, or from before the log began)
+        status, subject = _str(tool_input.get("status")), _str(tool_input.get("subject"))
+        if (status is None or status == state.status) and (subject is None or subject == state.title):
+            return
+        state.status = status or state.status
+        state.title = subject or state.title
+        self._put(task_id, state, event.position, _at(event))
+
+    # Rows
+
+    def _get(self, task_id: str) -> _State | None:
+        rows = self.tx.execute(
+            f"SELECT title, status, priority, version, in_list FROM {self.p}tasks WHERE task_id = ?", (task_id,))
+        return _State(*rows[0]) if rows else None
+
+    def _put(self, task_id: str, state: _State, position: int, at: int, *, created: bool = False,
+             session: str | None = None, source: str | None = None, list_key: str | None = None,
+             history: bool = True) -> None:
+        p = self.p
+        if created:
+            self.tx.execute(
+                f"INSERT OR REPLACE INTO {p}tasks (task_id, title, status, priority, session_id, source, list_key,"
+                " in_list, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, state.title, state.status, state.priority, session, source, list_key, state.in_list,
+                 at, at, state.version),
+            )
+        else:
+            self.tx.execute(
+                f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, version = ?"
+                + (", updated_at = ?" if history else "") + " WHERE task_id = ?",
+                (state.title, state.status, state.priority, state.in_list, state.version)
+                + ((at,) if history else ()) + (task_id,),
+            )
+        if history:
+            self.tx.execute(
+                f"INSERT OR REPLACE INTO {p}task_history (task_id, position, at, title, status, priority, version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (task_id, position, at, state.title, state.status, state.priority, state.version),
+            )
+
+
+def _at(event: RecordedEvent) -> int:
+    return event.occurred_at if event.occurred_at is not None else event.recorded_at
+
+
+def _text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
+    return ""
+
+
+# Queries
+
+
+class TaskRow(msgspec.Struct, kw_only=True):
+    """One task as `eventstore tasks --json` shows it."""
+
+    task_id: str
+    title: str
+    status: str
+    priority: str | None
+    session_id: str | None
+    source: str
+    created_at: str
+    updated_at: str
+    version: int
+
+
+def parse_status_filter(expr: str | None) -> tuple[list[str], bool] | None:
+    """'pending,in_progress' -> (statuses, False); '!completed' -> (['completed'], True); None: all."""
+    if expr is None or not expr.strip():
+        return None
+    expr = expr.strip()
+    negate = expr.startswith("!")
+    statuses = [s.strip() for s in expr.lstrip("!").split(",") if s.strip()]
+    return statuses, negate
+
+
+_PRIORITY_RANK = "CASE {col} WHEN 'high' THEN 0 WHEN 'medium' THEN 1 WHEN 'low' THEN 2 ELSE 3 END"
+
+
+def list_tasks_sql(*, statuses: Collection[str] | None = None, negate: bool = False, session: str | None = None,
+                   as_of: int | None = None, task_id: str | None = None) -> tuple[str, list[object]]:
+    """The query behind `list_tasks`, with its parameters."""
+    params: list[object] = []
+    if as_of is None:
+        source = ("SELECT task_id, title, status, priority, session_id, source, created_at, updated_at, version"
+                  " FROM tasks")
+    else:
+        source = (
+            "SELECT t.task_id, h.title, h.status, h.priority, t.session_id, t.source, t.created_at,"
+            " h.at AS updated_at, h.version FROM task_history h JOIN tasks t USING (task_id)"
+            " WHERE h.position = (SELECT max(position) FROM task_history l WHERE l.task_id = h.task_id AND l.at <= ?)"
+        )
+        params.append(as_of)
+    where = []
+    if statuses:
+        where.append(f"status {'NOT IN' if negate else 'IN'} ({','.join('?' * len(statuses))})")
+        params.extend(statuses)
+    if session is not None:
+        where.append("session_id = ?")
+        params.append(session)
+    if task_id is not None:
+        where.append("task_id = ?")
+        params.append(task_id)
+    sql = (f"SELECT * FROM ({source})" + (f" WHERE {' AND '.join(where)}" if where else "")
+           + f" ORDER BY {_PRIORITY_RANK.format(col='priority')}, updated_at DESC, task_id")
+    return sql, params
+
+
+def list_tasks(conn, *, statuses: Collection[str] | None = None, negate: bool = False, session: str | None = None,
+               as_of: int | None = None) -> list[TaskRow]:
+    """Tasks by priority (high, medium, low, none), then most recently updated; optionally as of a time."""
+    sql, params = list_tasks_sql(statuses=statuses, negate=negate, session=session, as_of=as_of)
+    return [_row(r) for r in conn.execute(sql, params).fetchall()]
+
+
+def get_task(conn, task_id: str) -> TaskRow | None:
+    """One task as it stands now, or None."""
+    sql, params = list_tasks_sql(task_id=task_id)
+    rows = conn.execute(sql, params).fetchall()
+    return _row(rows[0]) if rows else None
+
+
+def _row(r: tuple) -> TaskRow:
+    return TaskRow(task_id=r[0], title=r[1], status=r[2], priority=r[3], session_id=r[4], source=r[5],
+                   created_at=iso(r[6]), updated_at=iso(r[7]), version=r[8])
