@@ -1398,7 +1398,7 @@ class _Session:
         remaining = self.budget - self.size
         if "big" in self.force and remaining > 60_000:
             self.force.discard("big")
-            return rng.randint(50_000, min(300_000, max(50_001, remaining // 2)))
+            return rng.randint(50_000, int(min(300_000, max(50_001, remaining // 2))))
         if rng.random() < 0.006 and remaining > 900_000:
             return rng.randint(50_000, 300_000)
         return 0

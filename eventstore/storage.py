@@ -121,6 +121,7 @@ class Database:
                 str(self.path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
             )
             try:
+                use_busy_timeout(self.conn)  # before the first read: another process may be writing
                 self._check_is_ours()
                 for setting in SETTINGS:
                     setting(self.conn)

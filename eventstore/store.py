@@ -71,10 +71,12 @@ class Store:
             self.codec.reload()
             tx = Transaction(self, conn)
             yield tx
-            if tx.appended:
-                for hook in self.after_append:
-                    hook(tx, tx.appended)
-                head = tx.appended[-1].position
+            if tx.appended_count:
+                if self.after_append:
+                    recorded = tx.appended
+                    for hook in self.after_append:
+                        hook(tx, recorded)
+                head = tx.head()
                 if self.codec.training_due(head):
                     self.codec.train(conn, head, tx.now)
 
@@ -249,8 +251,19 @@ class Transaction:
         self.store = store
         self._conn = conn
         self.now = now_ms()
-        self.appended: list[RecordedEvent] = []
+        self.appended_count = 0
+        # Appended runs: (events, first position, [(stream_no, version)], client id, recorded at).
+        self._appended: list[tuple[list[NewEvent], int, list[tuple[int, int]], str, int]] = []
         self._streams: dict[str, list[int]] = {}  # name -> [stream_no, version, stored version]
+
+    @property
+    def appended(self) -> list[RecordedEvent]:
+        """The events this transaction has appended so far, as recorded."""
+        return [
+            _recorded(event, first + i, version, client_id, recorded_at)
+            for events, first, versions, client_id, recorded_at in self._appended
+            for i, (event, (_, version)) in enumerate(zip(events, versions))
+        ]
 
     def append(
         self,
@@ -265,60 +278,63 @@ class Transaction:
         skipped and its stored position returned; with other content, `EventIdConflict`.
         """
         events = list(events)
-        encode = self.store.codec.encode
-        encoded = [encode(event.data) for event in events]
-        mark, saved = len(self.appended), {name: s[:] for name, s in self._streams.items()}
+        mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
         self._conn.execute("SAVEPOINT append")
         try:
-            positions = self._append_batch(events, encoded, expected_version)
+            positions, encoded = self._append_batch(events, expected_version)
             if positions is None:  # some id is already stored: go event by event
                 self._conn.execute("ROLLBACK TO append")
-                del self.appended[mark:]
+                del self._appended[mark:]
                 self._streams = {name: s[:] for name, s in saved.items()}
                 positions = self._append_each(events, encoded, expected_version)
             self._save_stream_versions()
         except BaseException:
             self._conn.execute("ROLLBACK TO append")
             self._conn.execute("RELEASE append")
-            del self.appended[mark:]
+            del self._appended[mark:]
             self._streams = saved
             raise
         self._conn.execute("RELEASE append")
+        self.appended_count = sum(len(run[0]) for run in self._appended)
         return positions
 
-    def _append_batch(self, events: list[NewEvent], encoded, expected_version) -> list[int] | None:
-        """The fast path: one multi-row insert; None if any event id turns out to be stored."""
+    def _append_batch(self, events: list[NewEvent], expected_version) -> tuple[list[int] | None, list]:
+        """The fast path: multi-row inserts, compressing the next rows while these are stored.
+
+        Returns (positions, encoded payloads); positions is None if an event id turned out to be
+        stored already, and the caller redoes the batch event by event with the same payloads.
+        """
         checked: set[str] = set()
-        rows = []
         versions = []
-        client_no, now = self.store._client_no, self.now
-        for event, (dict_id, stored) in zip(events, encoded):
-            stream = self._stream(event.stream)
+        streams = self._streams
+        for event in events:
+            stream = streams.get(event.stream) or self._stream(event.stream)
             if event.stream not in checked:
                 if self._existing(event) is not None:
-                    return None
+                    return None, [self.store.codec.encode(e.data) for e in events]
                 _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
                 checked.add(event.stream)
             stream[1] += 1
-            versions.append(stream[1])
-            rows.append(
-                (_event_id_bytes(event.event_id), stream[0], stream[1], event.type, event.schema_version,
+            versions.append((stream[0], stream[1]))
+        if not events:
+            return [], []
+        client_no, now = self.store._client_no, self.now
+        before = self._conn.total_changes()
+        encoded: list[tuple[int | None, bytes]] = []
+        for start, chunk in self.store.codec.encode_chunks([e.data for e in events]):
+            encoded.extend(chunk)
+            self._conn.executemany(_INSERT, [
+                (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,
                  event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
                  now, event.causation_id, event.correlation_id, dict_id, stored)
-            )
-        if not rows:
-            return []
-        before = self._conn.total_changes()
-        self._conn.executemany(_INSERT, rows)
-        if self._conn.total_changes() - before != len(rows):
-            return None
-        first = self._conn.last_insert_rowid() - len(rows) + 1
-        client_id = self.store.client_id
-        self.appended.extend(
-            _recorded(event, first + i, version, client_id, now)
-            for i, (event, version) in enumerate(zip(events, versions))
-        )
-        return list(range(first, first + len(rows)))
+                for event, (stream_no, version), (dict_id, stored)
+                in zip(events[start:start + len(chunk)], versions[start:start + len(chunk)], chunk)
+            ])
+        if self._conn.total_changes() - before != len(events):
+            return None, encoded
+        first = self._conn.last_insert_rowid() - len(events) + 1
+        self._appended.append((events, first, versions, self.store.client_id, now))
+        return list(range(first, first + len(events))), encoded
 
     def _append_each(self, events: list[NewEvent], encoded, expected_version) -> list[int]:
         """The careful path: event by event, skipping those already stored."""
@@ -430,7 +446,7 @@ class Transaction:
         if not self._conn.changes():
             return None
         position = self._conn.last_insert_rowid()
-        self.appended.append(_recorded(event, position, version, client_id, recorded_at))
+        self._appended.append(([event], position, [(stream_no, version)], client_id, recorded_at))
         return position
 
     def _save_stream_versions(self) -> None:

@@ -210,9 +210,11 @@ def test_any_split_of_the_input_gives_the_same_log(tmp_path_factory, drawn):
 def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path):
     gen = load_generator()
     tree = tmp_path / "projects"
-    gen.generate(tree, 12 * 1024 * 1024, seed=3)
+    gen.generate(tree, 40 * 1024 * 1024, seed=3)
     with Store(tmp_path / "reference.db") as ref:
+        started = time.perf_counter()
         Ingester(ref).ingest([tree])
+        duration = time.perf_counter() - started
         expected = log_of(ref)
     db = tmp_path / "crashed.db"
     rng = random.Random(5)
@@ -220,7 +222,7 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path):
     for _ in range(6):
         proc = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "ingest", str(tree), "--json"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(0.2, 0.3 + duration / 3))  # start-up, then somewhere in the first third
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -252,12 +254,16 @@ def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
                 time.sleep(0.05)
             assert store.head() == 1
             for i in range(3):
+                head = store.head()
                 with open(f, "ab") as out:
                     out.write(b'{"type":"assistant","sessionId":"s1","uuid":"n%d"}\n' % i)
                 seen = None
-                for event in store.subscribe(after=store.head(), idle_seconds=10):
+                for event in store.subscribe(after=head, idle_seconds=10):
                     seen = event
                     break
+                if seen is None:
+                    proc.send_signal(signal.SIGTERM)
+                    print(proc.communicate(timeout=30))
                 assert seen is not None and seen.entity_id == f"n{i}"
             (root / "new-session.jsonl").write_bytes(b'{"type":"user","sessionId":"s2","uuid":"z"}\n')
             deadline = time.time() + 10
@@ -269,3 +275,5 @@ def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "watching" in out and "Traceback" not in err
+    batches = [line for line in out.split("watching")[1].splitlines() if line.startswith("+")]
+    assert batches and all("(0 duplicates" in line for line in batches), out  # nothing re-read

@@ -104,6 +104,7 @@ class Ingester:
         checkpoints = load_checkpoints(self.store.db.conn)
         work = []
         for path in files:
+            path = path.absolute()  # one key per file, however it was named
             report.files_seen += 1
             try:
                 stat = path.stat()
@@ -195,9 +196,9 @@ class Ingester:
         with self.store.transaction() as tx:
             for checkpoint in batch.checkpoints.values():
                 save_checkpoint(tx, checkpoint, tx.now)
-            appended_before = len(tx.appended)
+            appended_before = tx.appended_count
             positions = tx.append([piece.event for _, piece in batch.pieces])
-            appended = len(tx.appended) - appended_before
+            appended = tx.appended_count - appended_before
             record_provenance(
                 tx, [(position, cp.source_id, piece.offset) for position, (cp, piece) in zip(positions, batch.pieces)]
             )

@@ -12,6 +12,8 @@ from eventstore.ingest.ingester import Ingester, IngestReport
 
 DEBOUNCE_MS = 50
 STEP_MS = 5
+IDLE_MS = 100
+"""How soon after it starts the watcher reports being idle (the first idle report triggers a re-scan)."""
 
 
 def tail(
@@ -30,6 +32,7 @@ def tail(
     watched = [str(root) for root in roots if root.exists()]
     if not watched:
         return total
+    gap_covered = False
     for changes in watchfiles.watch(
         *watched,
         watch_filter=lambda _change, path: path.endswith(".jsonl"),
@@ -37,11 +40,17 @@ def tail(
         step=STEP_MS,
         stop_event=stop,
         raise_interrupt=False,
-        rust_timeout=1_000,
-        yield_on_timeout=False,
+        rust_timeout=IDLE_MS,
+        yield_on_timeout=True,
     ):
-        paths = sorted({Path(path) for _, path in changes})
-        report = ingester.ingest_files([p for p in paths if p.is_file()])
+        if changes:
+            paths = sorted({Path(path) for _, path in changes})
+            report = ingester.ingest_files([p for p in paths if p.is_file()])
+        elif not gap_covered:
+            # The watcher started after the first catch-up: pick up what changed in between.
+            report, gap_covered = ingester.ingest(roots), True
+        else:
+            continue
         total.add(report)
         on_batch(report)
         if stop.is_set():
