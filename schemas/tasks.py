@@ -45,7 +45,8 @@ PRIORITIES: tuple[str, ...] = ("high", "medium", "low")
 Priority = Literal["high", "medium", "low", "none"]
 
 
-class TaskCreated(msgspec.Struct, frozen=True, kw_only=True, tag=TASK_CREATED, tag_field="type"):
+class TaskCreated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag=TASK_CREATED,
+                  tag_field="type"):
     """A person created a task."""
 
     task_id: str
@@ -55,7 +56,8 @@ class TaskCreated(msgspec.Struct, frozen=True, kw_only=True, tag=TASK_CREATED, t
     session_id: str | None = None
 
 
-class TaskUpdated(msgspec.Struct, frozen=True, kw_only=True, tag=TASK_UPDATED, tag_field="type"):
+class TaskUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag=TASK_UPDATED,
+                  tag_field="type"):
     """A person changed a task; None leaves a field as it was, priority "none" clears it."""
 
     task_id: str

@@ -190,3 +190,27 @@ def test_for_store_returns_one_runner_per_store(store):
     assert Runner.for_store(store) is runner
     assert store.after_append.count(runner._after_append) == 1
 
+
+
+# The replay command
+
+
+def test_replay_json_shape(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from eventstore.cli import main
+
+    db = tmp_path / "events.db"
+    with Store(db) as s:
+        s.append([new_event(stream="claude:session:x", type_="claude.system",
+                            data=b'{"type":"system","sessionId":"x"}', occurred_at=1)])
+    result = CliRunner().invoke(main, ["--db", str(db), "replay", "--projection", "sessions",
+                                       "--projection", "tasks", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {"events", "seconds", "events_per_second", "projections"}
+    assert report["projections"] == ["sessions", "tasks"] and report["events"] == 1
+    unknown = CliRunner().invoke(main, ["--db", str(db), "replay", "--projection", "nope"])
+    assert unknown.exit_code == 1 and "no projection named nope" in unknown.output

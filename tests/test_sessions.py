@@ -1,0 +1,236 @@
+"""The sessions projection and `eventstore sessions`, on real transcripts from the shared corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from conftest import CORPUS
+from eventstore import Store
+from eventstore.cli import main
+from eventstore.feed import iso
+from eventstore.ingest import Ingester
+from eventstore.ingest.lines import parse_timestamp
+from projections.runner import Runner, discover
+from projections.sessions import SessionsProjection, list_sessions
+
+SNIFFLY = "chiphuyen__sniffly/tests/mock-data/-Users-chip-dev-ai-music"
+WORKTREES = "handgemacht-ai__claude-code-log/test/test_data/real_projects/-experiments-worktrees"
+DEMO = "d-kimuson__claude-code-viewer/mock-global-claude-dir/projects/sample-project"
+JSSOUND = "handgemacht-ai__claude-code-log/test/test_data/real_projects/-Users-dain-workspace-JSSoundRecorder"
+SUBTREES = (SNIFFLY, WORKTREES, DEMO, JSSOUND)
+
+SESSION_FIELDS = {
+    "session_id", "project", "cwd", "git_branch", "title", "started_at", "ended_at", "messages", "models",
+    "subagents", "inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens",
+    "totalCost",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_db(tmp_path_factory) -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared transcript corpus is not at {CORPUS}")
+    db = tmp_path_factory.mktemp("sessions") / "events.db"
+    with Store(db) as store:
+        Ingester(store).ingest([CORPUS / sub for sub in SUBTREES])
+        Runner(store, [SessionsProjection()]).catch_up()
+    return db
+
+
+@pytest.fixture(scope="module")
+def by_id(corpus_db) -> dict:
+    with Store(corpus_db) as store:
+        return {row.session_id: row for row in list_sessions(store.db.conn)}
+
+
+def manifest() -> dict[str, dict[str, str]]:
+    lines = (CORPUS / "MANIFEST.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    return {row.split("\t")[0]: dict(zip(header, row.split("\t"))) for row in lines[1:]}
+
+
+def test_known_files_are_in_the_manifest():
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared transcript corpus is not at {CORPUS}")
+    files = manifest()
+    assert files[f"{SNIFFLY}/ff71dbed-a4f2-4284-a4fc-fe2fb90de929.jsonl"]["notes"].startswith("summary-only")
+    agents = [f for f in files if f.startswith(f"{WORKTREES}/ef958aa1-0e93-49f0-bb71-150f63befcd1/subagents/")
+              and f.endswith(".jsonl")]
+    assert len(agents) == 6
+
+
+def test_titles_follow_summaries_to_the_session_holding_their_leaf(by_id):
+    # fed8ce56's summary points into d3ad4cdc; d3ad4cdc's and ff71dbed's point into ba79134d,
+    # where the later one (ff71dbed, read last) wins.
+    assert by_id["d3ad4cdc-5657-435d-98fa-0035d53e383d"].title == "AI Music Generation: Diverse Embedding Mapping"
+    assert by_id["ba79134d-b6e9-4867-af0c-6941038c9e4b"].title == "AI Music Generation from Word Embeddings"
+    assert by_id["fed8ce56-bc79-401f-a83e-af084253362f"].title is None
+    assert "ff71dbed-a4f2-4284-a4fc-fe2fb90de929" not in by_id  # summary only: nothing happened in it
+
+
+def test_subagent_files_count_for_their_parent_session(by_id):
+    session = by_id["ef958aa1-0e93-49f0-bb71-150f63befcd1"]
+    assert session.subagents == 6
+    assert session.git_branch == "master"
+    assert session.models == ["claude-opus-4-7"]
+
+
+def test_inline_sidechains_count_as_subagents(by_id):
+    # 1.0.x: sidechains inline in the session file, without agentId; each root is one agent.
+    assert by_id["5c0375b4-57a5-4f26-b12d-d022ee4e51b7"].subagents >= 1
+    assert by_id["fe5e1c67-53e7-4862-81ae-d0e013e3270b"].subagents >= 1
+
+
+def test_every_session_matches_an_independent_reading_of_the_files(by_id):
+    expected = oracle([CORPUS / sub for sub in SUBTREES])
+    assert set(by_id) == set(expected)
+    for session_id, want in expected.items():
+        got = by_id[session_id]
+        assert (got.started_at, got.ended_at, got.messages, got.models, got.subagents, got.cwd) == (
+            want["started_at"], want["ended_at"], want["messages"], want["models"], want["subagents"], want["cwd"]
+        ), session_id
+
+
+def oracle(roots: list[Path]) -> dict[str, dict]:
+    """Session facts read straight from the files with json, in ingestion's file order."""
+    sessions: dict[str, dict] = {}
+    held: set[tuple[str, str]] = set()
+    seen_lines: set[tuple[str, str]] = set()
+    for root in roots:
+        for directory, subdirs, files in os.walk(root):
+            subdirs.sort()
+            for name in sorted(f for f in files if f.endswith(".jsonl")):
+                path = Path(directory) / name
+                fallback = path.parts[path.parts.index("subagents") - 1] if "subagents" in path.parts else path.stem
+                for record, raw in _records(path):
+                    session_id = record.get("sessionId") or fallback
+                    if (session_id, raw) in seen_lines:
+                        continue  # the same line twice in one stream is one event
+                    seen_lines.add((session_id, raw))
+                    s = sessions.setdefault(session_id, {"times": [], "messages": 0, "models": set(),
+                                                         "agents": set(), "cwd_main": None, "cwd_side": None})
+                    at = parse_timestamp(record.get("timestamp"))
+                    if at is not None:
+                        s["times"].append(at)
+                    if record.get("type") not in ("user", "assistant"):
+                        continue
+                    side = record.get("isSidechain") is True
+                    if record.get("cwd"):
+                        key = "cwd_side" if side else "cwd_main"
+                        s[key] = s[key] or record["cwd"]
+                    if record.get("agentId"):
+                        s["agents"].add(record["agentId"])
+                    elif side and record.get("uuid") and record.get("parentUuid") is None:
+                        s["agents"].add("root:" + record["uuid"])
+                    message = record.get("message") or {}
+                    new_uuid = _hold(held, "u", record.get("uuid"))
+                    if record["type"] == "assistant":
+                        if message.get("model") and message["model"] != "<synthetic>":
+                            s["models"].add(message["model"])
+                        if _hold(held, "m", message.get("id")) and not side:
+                            s["messages"] += 1
+                    elif new_uuid and not side and record.get("isMeta") is not True and not _tool_result(message):
+                        s["messages"] += 1
+    return {
+        session_id: {
+            "started_at": iso(min(s["times"])), "ended_at": iso(max(s["times"])), "messages": s["messages"],
+            "models": sorted(s["models"]), "subagents": len(s["agents"]), "cwd": s["cwd_main"] or s["cwd_side"],
+        }
+        for session_id, s in sessions.items() if s["times"]
+    }
+
+
+def _records(path: Path):
+    decoder = json.JSONDecoder()
+    for line in path.read_text(errors="surrogateescape").split("\n"):
+        index = 0
+        while index < len(line.rstrip()):
+            try:
+                record, end = decoder.raw_decode(line, index)
+            except json.JSONDecodeError:
+                break
+            if isinstance(record, dict):
+                yield record, line[index:end]
+            index = end
+
+
+def _hold(held: set, kind: str, value: object) -> bool:
+    if not value:
+        return True
+    if (kind, value) in held:
+        return False
+    held.add((kind, value))
+    return True
+
+
+def _tool_result(message: dict) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and bool(content) and all(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
+# The command
+
+
+def cli(db: Path, *args: str):
+    result = CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+    return result
+
+
+def test_sessions_json_shape_and_order(corpus_db):
+    result = cli(corpus_db, "sessions", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document) == {"sessions"}
+    rows = document["sessions"]
+    assert rows and all(set(row) == SESSION_FIELDS for row in rows)
+    starts = [row["started_at"] for row in rows]
+    assert starts == sorted(starts, reverse=True)
+    row = next(r for r in rows if r["session_id"] == "d3ad4cdc-5657-435d-98fa-0035d53e383d")
+    assert row["project"] == "ai-music" and row["cwd"] == "/Users/chip/dev/ai-music"
+    assert isinstance(row["models"], list) and isinstance(row["totalCost"], float)
+
+
+def test_sessions_filters(corpus_db, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        music = json.loads(cli(corpus_db, "sessions", "--project", "MUSIC", "--json").stdout)["sessions"]
+        assert {r["session_id"][:8] for r in music} == {"ba79134d", "d3ad4cdc", "fed8ce56"}
+        day = json.loads(cli(corpus_db, "sessions", "--project", "music", "--since", "20250608",
+                             "--until", "20250608", "--json").stdout)["sessions"]
+        assert {r["session_id"][:8] for r in day} == {"ba79134d", "d3ad4cdc"}
+        limited = json.loads(cli(corpus_db, "sessions", "--limit", "2", "--json").stdout)["sessions"]
+        everything = json.loads(cli(corpus_db, "sessions", "--json").stdout)["sessions"]
+        assert limited == everything[:2]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_sessions_rejects_a_bad_date(corpus_db):
+    result = CliRunner().invoke(main, ["--db", str(corpus_db), "sessions", "--since", "2025-06-08"])
+    assert result.exit_code == 2 and "YYYYMMDD" in result.output
+
+
+def test_sessions_and_tasks_are_registered_projections():
+    names = {p.name for p in discover()}
+    assert {"sessions", "tasks"} <= names
+
+
+def test_session_row_is_the_json_shape():
+    assert set(msgspec.structs.asdict(_empty_row())) == SESSION_FIELDS
+
+
+def _empty_row():
+    from projections.sessions import SessionRow
+
+    return SessionRow(session_id="s", project=None, cwd=None, git_branch=None, title=None, started_at=None,
+                      ended_at=None, messages=0, models=[], subagents=0)
