@@ -15,6 +15,8 @@ the embedder rebuilds the index.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import math
 import os
 import re
@@ -88,32 +90,61 @@ class HashedLexicalEmbedder:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from a local directory (never downloaded)."""
+    """A sentence-transformers model loaded from a local directory (never downloaded).
+
+    Its name and dimension are read from the model's files, so building the projection (and
+    its version) does not load the model; the model is loaded on the first `embed`.
+    """
 
     def __init__(self, model_dir: str | os.PathLike[str], batch_size: int = 32) -> None:
         path = Path(model_dir).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"${EMBED_MODEL_ENV}: {path} is not a model directory")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise ImportError("a semantic embedder needs the 'semantic' extra: pip install 'eventstore[semantic]'") from None
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ImportError("a semantic embedder needs the 'semantic' extra: pip install 'eventstore[semantic]'")
+        self.path = path
         self.batch_size = batch_size
+        self._model = None
         digest = hashlib.sha256()
         for name in ("config.json", "modules.json", "config_sentence_transformers.json"):
             if (path / name).is_file():
                 digest.update((path / name).read_bytes())
         self.name = f"sentence-transformers:{path.name}:{digest.hexdigest()[:12]}"
+        self.dimension = _declared_dimension(path) or int(self._load().get_sentence_embedding_dimension())
+
+    def _load(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        return self._model
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One normalised vector per text."""
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     show_progress_bar=False)
+        vectors = self._load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                      show_progress_bar=False)
         return [list(map(float, v)) for v in vectors]
+
+
+def _declared_dimension(path: Path) -> int | None:
+    """The output dimension a sentence-transformers directory declares (pooling, then dense layers)."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        dimension = None
+        for module in modules:
+            config = path / module.get("path", "") / "config.json"
+            if not config.is_file():
+                continue
+            values = json.loads(config.read_text())
+            if "Pooling" in module.get("type", ""):
+                dimension = values.get("word_embedding_dimension", dimension)
+            elif "Dense" in module.get("type", ""):
+                dimension = values.get("out_features", dimension)
+        return int(dimension) if dimension else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def default_embedder() -> Embedder:

@@ -128,11 +128,7 @@ def snippet(text: str, query: str, *, syntax: bool = False, width: int = 160,
     hits = [i for i, t in enumerate(toks) if t[2] in exact or (prefixes and t[2].startswith(prefixes))]
     if not hits:
         return _one_line(data[: width * 2].decode("utf-8", "ignore"))[:width]
-    best, best_count = hits[0], 0
-    for i in hits:  # the window starting at a hit that holds the most distinct query words
-        count = len({toks[j][2] for j in hits if j >= i and toks[j][0] - toks[i][0] < width})
-        if count > best_count:
-            best, best_count = i, count
+    best = _densest(toks, hits, width)
     first = max(0, best - 3)
     start = toks[first][0] if first else 0
     pieces: list[str] = ["…"] if start > 0 else []
@@ -151,6 +147,25 @@ def snippet(text: str, query: str, *, syntax: bool = False, width: int = 160,
     if stop < len(data):
         pieces.append("…")
     return _one_line("".join(pieces))
+
+
+def _densest(toks: list[tuple[int, int, str]], hits: list[int], width: int) -> int:
+    """The hit starting the window of `width` bytes that holds the most distinct query words."""
+    best, best_count = hits[0], 0
+    inside: dict[str, int] = {}
+    end = 0
+    for k, i in enumerate(hits):  # a sliding window over the hits: O(hits)
+        while end < len(hits) and toks[hits[end]][0] - toks[i][0] < width:
+            word = toks[hits[end]][2]
+            inside[word] = inside.get(word, 0) + 1
+            end += 1
+        if len(inside) > best_count:
+            best, best_count = i, len(inside)
+        word = toks[i][2]
+        inside[word] -= 1
+        if not inside[word]:
+            del inside[word]
+    return best
 
 
 def highlight(text: str, words: Sequence[str]) -> str:

@@ -183,7 +183,7 @@ def optimize(tx: Writer, prefix: str = "") -> None:
 
 # ---------------------------------------------------------------- queries
 
-RANK_WINDOW = 20_000
+RANK_WINDOW = 4_000
 """bm25 ranks at most this many of the newest matches: a very common word stays fast."""
 
 
@@ -258,12 +258,15 @@ def search_words(rows, query: str, filters: Filters = Filters(), limit: int = 20
     if match is None or where is None or limit <= 0:
         return []
     p = prefix
+    # The newest RANK_WINDOW matches that pass the filters are ranked: FTS5 walks its doclists
+    # newest first and bm25 is computed only for rows that pass.
     sql = (
         f"SELECT {_HIT_COLUMNS}, m.score FROM "
-        f"(SELECT rowid AS doc_id, bm25({p}fts_text) AS score FROM {p}fts_text WHERE {p}fts_text MATCH ?"
-        f" ORDER BY rowid DESC LIMIT {RANK_WINDOW:d}) AS m"
+        f"(SELECT t.rowid AS doc_id, bm25({p}fts_text) AS score FROM {p}fts_text t"
+        f" JOIN {p}fts_docs d ON d.doc_id = t.rowid WHERE {p}fts_text MATCH ?{where[0]}"
+        f" ORDER BY t.rowid DESC LIMIT {RANK_WINDOW:d}) AS m"
         f" JOIN {p}fts_docs d ON d.doc_id = m.doc_id LEFT JOIN {p}fts_sessions s ON s.session_no = d.session_no"
-        f" WHERE 1{where[0]} ORDER BY m.score LIMIT ?"
+        f" ORDER BY m.score LIMIT ?"
     )
     return [FtsHit(doc_id=r[0], kind=r[1], role=r[2], session_id=r[3], timestamp=r[4], position=r[5], score=-r[6])
             for r in rows(sql, [match, *where[1], limit])]

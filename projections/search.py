@@ -8,6 +8,7 @@ hybrid = the fused reciprocal-rank score.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -30,8 +31,12 @@ RRF_K = 60
 """The k of reciprocal rank fusion: score = sum over lists of 1 / (k + rank)."""
 EMBED_BEFORE_QUERY = 2_000
 """Vector and hybrid searches first embed up to this many queued items."""
-SUBSTRING_CANDIDATES = 200
+SUBSTRING_CANDIDATES = 100
 """At most this many substring candidates are read back from the log and checked."""
+
+
+_CODE_LIKE = re.compile(r"[/\\._:<>=(){}\[\]$#@~-]")
+"""A query with one of these characters may be code or a path: also look for it as a substring."""
 
 
 class QuerySyntaxError(EventStoreError):
@@ -83,7 +88,10 @@ def search(store, query: str, *, mode: Mode = "fts", filters: Filters = Filters(
         embedder = embedder or default_embedder()
         vectors.ensure_sqlite_vec(store)
         if embed_first:
-            vectors.embed_pending(store, embed_first, embedder=embedder, text=options)
+            try:
+                vectors.embed_pending(store, embed_first, embedder=embedder, text=options)
+            except vectors.EmbedderMismatch:
+                pass  # a rebuild for the new embedder is under way elsewhere: no vector results meanwhile
     rows = reader(store)
     with store.db.read():  # one snapshot for every query below
         if mode == "fts":
@@ -112,8 +120,8 @@ def _fts(store, rows, query: str, filters: Filters, limit: int, syntax: bool, op
         if syntax:  # the SQL around the MATCH is fixed: an error here is the query's
             raise QuerySyntaxError(f"not a valid FTS5 query ({exc}); leave out --syntax to search for the text as typed") from None
         raise
-    if len(hits) >= limit or len(query.strip()) < 3:
-        return hits
+    if len(hits) >= limit or len(query.strip()) < 3 or (hits and not _CODE_LIKE.search(query)):
+        return hits  # substrings are for code and paths, or for words the word index does not know
     seen = {h.doc_id for h in hits}
     needle = query.strip().casefold()
     for candidate in fulltext.search_code(rows, query, filters, SUBSTRING_CANDIDATES):

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from eventstore.errors import EventStoreError
 from projections.base import Writer
 from projections.embedders import Embedder, default_embedder
 from projections.search_text import MESSAGE_TYPES, TextOptions, extract
@@ -31,9 +32,13 @@ from schemas import memories as mem
 from schemas.envelope import RecordedEvent
 
 __all__ = [
-    "EMBED_ROLES", "VectorHit", "VectorsProjection", "embed_pending", "ensure_sqlite_vec", "pending_count",
+    "EMBED_ROLES", "EmbedderMismatch", "VectorHit", "VectorsProjection", "embed_pending", "ensure_sqlite_vec", "pending_count",
     "projection", "quantize", "search_vectors",
 ]
+
+class EmbedderMismatch(EventStoreError):
+    """The vector index was built with another embedder than the one asked to fill or query it."""
+
 
 EMBED_ROLES: frozenset[str] = frozenset(("user", "assistant", "summary"))
 """Roles of transcript text that get a vector (tool calls and results do not)."""
@@ -268,8 +273,9 @@ def embed_pending(store, limit: int | None = None, *, embedder: Embedder | None 
         return 0
     embedder = embedder or default_embedder()
     if (embedder.name, embedder.dimension) != (state.embedder, state.dimension):
-        raise ValueError(f"the vector index was built with {state.embedder} ({state.dimension} dimensions), "
-                         f"not {embedder.name} ({embedder.dimension}); catch up the vectors projection first")
+        raise EmbedderMismatch(f"the vector index was built with {state.embedder} ({state.dimension} dimensions), "
+                               f"not {embedder.name} ({embedder.dimension}); catch up the vectors projection "
+                               "(`eventstore replay --projection vectors`) first")
     options = text or TextOptions()
     if _orphans(rows):
         with store.transaction() as tx:

@@ -243,3 +243,9 @@ def test_vector_search_waits_for_nothing_and_embeds_on_demand(small_store):
     assert hits[0].kind == "memory" and "elephant" in hits[0].snippet
     assert find(small_store, "elephant trunks")[0].kind == "memory"
     assert find(small_store, "giraffe") == []
+
+
+def test_filters_apply_before_the_rank_window(small_store, monkeypatch):
+    monkeypatch.setattr(fulltext, "RANK_WINDOW", 1)
+    hits = find(small_store, "zebra", filters=Filters(session="s-alpha"))
+    assert hits and {h.session_id for h in hits} == {"s-alpha"}
