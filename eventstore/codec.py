@@ -43,8 +43,9 @@ def _compression_thread() -> ThreadPoolExecutor:
 class Codec:
     """Encodes payloads for storage and decodes them back to the exact original bytes."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: apsw.Connection, *, compress: bool = True) -> None:
         self._conn = conn
+        self.compress = compress
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {0: zstandard.ZstdDecompressor()}
         self._compressor = _compressor(None)
         self._dict_id = 0
@@ -64,7 +65,7 @@ class Codec:
 
     def encode(self, data: bytes) -> tuple[int | None, bytes]:
         """Return (dict_id, stored bytes) for a payload: compressed when that is smaller."""
-        if len(data) < SMALLEST_COMPRESSED:
+        if len(data) < SMALLEST_COMPRESSED or not self.compress:
             return None, data
         packed = self._compressor.compress(data)
         if len(packed) >= len(data):
@@ -77,7 +78,7 @@ class Codec:
         A worker thread compresses the next chunks in C without holding the GIL while the
         caller stores this one, so compression and SQLite's writes overlap on two cores.
         """
-        if len(payloads) <= CHUNK or not all(payloads):
+        if len(payloads) <= CHUNK or not self.compress or not all(payloads):
             yield 0, [self.encode(p) for p in payloads]
             return
         compressor, dict_id = self._compressor, self._dict_id
@@ -112,6 +113,8 @@ class Codec:
 
     def training_due(self, head: int) -> bool:
         """Whether the log has grown enough since the last dictionary to train a new one."""
+        if not self.compress:
+            return False
         if self._dict_id == 0:
             return head >= FIRST_TRAINING_AT
         return head >= self._trained_at * RETRAIN_FACTOR

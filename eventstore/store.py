@@ -42,15 +42,24 @@ _COLUMNS = (
 class Store:
     """An append-only event log in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, compress: bool = True) -> None:
+        """Open (creating and migrating if needed) the log at `path`.
+
+        `compress=False` stores new payloads as they are (readers are unaffected either way);
+        it exists so benchmarks can measure what compression costs.
+        """
         self.path = Path(path)
         self.db = Database(self.path)
-        self.codec = Codec(self.db.conn)
+        self.codec = Codec(self.db.conn, compress=compress)
         register_sql_function(self.db.conn, self.codec)
         self._stream_names: dict[int, str] = {}
         self._client_ids: dict[int, str] = {}
         self.after_append: list[AfterAppend] = []
         self.client_id, self._client_no = self._own_client()
+        if self.db.applied_migrations:
+            from eventstore.audit import record_migrations
+
+            record_migrations(self)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -281,12 +290,12 @@ class Transaction:
         mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
         self._conn.execute("SAVEPOINT append")
         try:
-            positions, encoded = self._append_batch(events, expected_version)
-            if positions is None:  # some id is already stored: go event by event
+            positions, encoded = self._append_new(events, expected_version)
+            if positions is None:  # some ids are stored already: a retry, or lines seen before
                 self._conn.execute("ROLLBACK TO append")
                 del self._appended[mark:]
                 self._streams = {name: s[:] for name, s in saved.items()}
-                positions = self._append_each(events, encoded, expected_version)
+                positions = self._append_with_duplicates(events, encoded, expected_version)
             self._save_stream_versions()
         except BaseException:
             self._conn.execute("ROLLBACK TO append")
@@ -298,11 +307,13 @@ class Transaction:
         self.appended_count = sum(len(run[0]) for run in self._appended)
         return positions
 
-    def _append_batch(self, events: list[NewEvent], expected_version) -> tuple[list[int] | None, list]:
-        """The fast path: multi-row inserts, compressing the next rows while these are stored.
+    def _append_new(
+        self, events: list[NewEvent], expected_version, encoded: list | None = None
+    ) -> tuple[list[int] | None, list | None]:
+        """Multi-row inserts, compressing the next rows while these are stored.
 
-        Returns (positions, encoded payloads); positions is None if an event id turned out to be
-        stored already, and the caller redoes the batch event by event with the same payloads.
+        Returns (positions, encoded payloads); positions is None if an event id turned out to
+        be stored already, and the caller sorts the batch out with `_append_with_duplicates`.
         """
         checked: set[str] = set()
         versions = []
@@ -310,8 +321,8 @@ class Transaction:
         for event in events:
             stream = streams.get(event.stream) or self._stream(event.stream)
             if event.stream not in checked:
-                if self._existing(event) is not None:
-                    return None, [self.store.codec.encode(e.data) for e in events]
+                if encoded is None and self._existing(event) is not None:
+                    return None, None
                 _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
                 checked.add(event.stream)
             stream[1] += 1
@@ -320,9 +331,13 @@ class Transaction:
             return [], []
         client_no, now = self.store._client_no, self.now
         before = self._conn.total_changes()
-        encoded: list[tuple[int | None, bytes]] = []
-        for start, chunk in self.store.codec.encode_chunks([e.data for e in events]):
-            encoded.extend(chunk)
+        chunks = (
+            self.store.codec.encode_chunks([e.data for e in events]) if encoded is None
+            else [(start, encoded[start:start + 10_000]) for start in range(0, len(events), 10_000)]
+        )
+        done: list[tuple[int | None, bytes]] = []
+        for start, chunk in chunks:
+            done.extend(chunk)
             self._conn.executemany(_INSERT, [
                 (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,
                  event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
@@ -331,33 +346,38 @@ class Transaction:
                 in zip(events[start:start + len(chunk)], versions[start:start + len(chunk)], chunk)
             ])
         if self._conn.total_changes() - before != len(events):
-            return None, encoded
+            return None, done
         first = self._conn.last_insert_rowid() - len(events) + 1
         self._appended.append((events, first, versions, self.store.client_id, now))
-        return list(range(first, first + len(events))), encoded
+        return list(range(first, first + len(events))), done
 
-    def _append_each(self, events: list[NewEvent], encoded, expected_version) -> list[int]:
-        """The careful path: event by event, skipping those already stored."""
-        positions = []
-        checked: set[str] = set()
-        for event, stored in zip(events, encoded):
-            stream = self._stream(event.stream)
-            if event.stream not in checked:
-                # A retried batch is a no-op, so look for the event before judging the version.
-                existing = self._existing(event)
-                if existing is not None:
-                    positions.append(existing)
-                    continue
-                _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
-                checked.add(event.stream)
-            position = self._insert(event, stream[0], stream[1] + 1, self.store._client_no,
-                                    self.store.client_id, self.now, stored)
-            if position is None:
-                position = self._existing(event)
+    def _append_with_duplicates(self, events: list[NewEvent], encoded: list | None, expected_version) -> list[int]:
+        """Skip events already stored (same content) or repeated in the batch; append the rest."""
+        positions: list[int | None] = [None] * len(events)
+        first_index: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []
+        fresh: list[int] = []
+        for i, event in enumerate(events):
+            j = first_index.setdefault(event.event_id, i)
+            if j != i:
+                if _content(events[j]) != _content(event):
+                    raise errors.EventIdConflict(event.event_id, 0)
+                repeats.append((i, j))
+                continue
+            existing = self._existing(event)
+            if existing is None:
+                fresh.append(i)
             else:
-                stream[1] += 1
-            positions.append(position)
-        return positions
+                positions[i] = existing
+        new_positions, _ = self._append_new(
+            [events[i] for i in fresh], expected_version, None if encoded is None else [encoded[i] for i in fresh]
+        )
+        assert new_positions is not None, "an event id appeared while this transaction held the write lock"
+        for i, position in zip(fresh, new_positions):
+            positions[i] = position
+        for i, j in repeats:
+            positions[i] = positions[j]
+        return positions  # type: ignore[return-value]
 
     def append_recorded(self, event: RecordedEvent) -> int | None:
         """Append an event recorded by another store, keeping its id, version, client and time.
@@ -415,7 +435,7 @@ class Transaction:
             self.store._stream_name(stream_no) == event.stream
             and (type_, schema_version, entity, entity_id, op)
             == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
-            and self.store.codec.decode(dict_id, data) == event.data
+            and (self.store.codec.decode(dict_id, data) == event.data or _redacted(self._conn, position))
         )
         if not same:
             raise errors.EventIdConflict(event.event_id, position)
@@ -454,6 +474,15 @@ class Transaction:
             if stream[1] != stream[2]:
                 self._conn.execute("UPDATE streams SET version = ? WHERE stream_no = ?", (stream[1], stream[0]))
                 stream[2] = stream[1]
+
+
+def _content(event: NewEvent) -> tuple:
+    return (event.stream, event.type, event.schema_version, event.entity, event.entity_id, event.op, event.data)
+
+
+def _redacted(conn, position: int) -> bool:
+    """Whether `redact` rewrote this event's payload: a copy of its original is then a duplicate."""
+    return bool(conn.execute("SELECT 1 FROM redacted_events WHERE position = ?", (position,)).fetchall())
 
 
 def _event_id_bytes(event_id: str) -> bytes:

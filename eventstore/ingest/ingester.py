@@ -8,12 +8,14 @@ cover them are written in one transaction per batch, so a crash loses and repeat
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
+import msgspec.structs
 
 from eventstore.ingest import quarantine
 from eventstore.ingest.lines import MAX_LINE, Bad, Piece, complete_lines, line_pieces
@@ -32,6 +34,8 @@ from eventstore.store import Store
 CHUNK = 4 * 1024 * 1024
 BATCH_EVENTS = 10_000
 BATCH_BYTES = 16 * 1024 * 1024
+QUEUED_BATCHES = 2
+"""Batches read ahead of the one being committed (bounds memory to a few batches)."""
 
 Progress = Callable[[int, int], None]
 """Called with (bytes read so far, bytes to read in all) as ingestion advances."""
@@ -65,16 +69,29 @@ class _Work(msgspec.Struct):
 
 
 class _Batch:
-    """Events, bad lines and checkpoints waiting to be committed together."""
+    """Events, bad lines and checkpoints waiting to be committed together, keyed by file path."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[Checkpoint, Piece]] = []
-        self.bad: list[tuple[Checkpoint, Bad]] = []
+        self.pieces: list[tuple[str, Piece]] = []
+        self.bad: list[tuple[str, Bad]] = []
         self.checkpoints: dict[str, Checkpoint] = {}
         self.data_bytes = 0
+        self.read_bytes = 0
 
     def full(self) -> bool:
         return len(self.pieces) >= BATCH_EVENTS or self.data_bytes >= BATCH_BYTES
+
+    def handoff(self) -> _Batch:
+        """This batch with its checkpoints frozen as they are now; self starts empty."""
+        ready = _Batch()
+        ready.pieces, ready.bad, ready.data_bytes, ready.read_bytes = self.pieces, self.bad, self.data_bytes, self.read_bytes
+        ready.checkpoints = {path: msgspec.structs.replace(cp) for path, cp in self.checkpoints.items()}
+        self.pieces, self.bad, self.data_bytes, self.read_bytes = [], [], 0, 0
+        self.checkpoints = {}
+        return ready
+
+
+_DONE = object()
 
 
 class Ingester:
@@ -116,24 +133,55 @@ class Ingester:
                 continue
             work.append(_Work(path, stat, checkpoint))
         total = sum(max(w.stat.st_size - (w.checkpoint.offset if w.checkpoint else 0), 0) for w in work)
-        batch = _Batch()
+        # A reader thread parses files while this thread commits the previous batch: SQLite
+        # and zstd release the GIL, so reading and writing overlap.
+        batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
+        abort = threading.Event()
+        reader = threading.Thread(target=self._read_all, args=(work, batches, report, abort),
+                                  name="eventstore-reader", daemon=True)
+        reader.start()
         done = 0
-        for item in work:
-            if self.stop.is_set():
-                break
-            read = self._read_file(item, batch, report)
-            if read is None:
-                continue
-            done += read
-            report.files += 1
-            if self.progress:
-                self.progress(done, total)
-        self._flush(batch, report)
+        try:
+            while (batch := batches.get()) is not _DONE:
+                if isinstance(batch, BaseException):
+                    raise batch
+                self._flush(batch, report)
+                done += batch.read_bytes
+                if self.progress:
+                    self.progress(done, total)
+        finally:
+            abort.set()
+            reader.join()
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _read_file(self, item: _Work, batch: _Batch, report: IngestReport) -> int | None:
-        """Add a file's new complete lines to the batch, flushing as it fills; return bytes read."""
+    def _read_all(self, work: list[_Work], out: queue.Queue, report: IngestReport, abort: threading.Event) -> None:
+        """Read every file's new lines into batches and hand them to the committing thread."""
+
+        def put(item: object) -> bool:
+            while not abort.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            batch = _Batch()
+            for item in work:
+                if self.stop.is_set() or abort.is_set():
+                    break
+                if self._read_file(item, batch, report, put) is not None:
+                    report.files += 1
+            put(batch.handoff())
+        except BaseException as exc:  # handed to the committing thread, which raises it
+            put(exc)
+        finally:
+            put(_DONE)
+
+    def _read_file(self, item: _Work, batch: _Batch, report: IngestReport, put: Callable[[object], bool]) -> int | None:
+        """Add a file's new complete lines to the batch, handing it off as it fills; return bytes read."""
         path, stat, old = item.path, item.stat, item.checkpoint
         try:
             handle = open(path, "rb")
@@ -161,21 +209,23 @@ class Ingester:
                     report.lines += 1
                     for piece in line_pieces(line_offset, line, session):
                         if isinstance(piece, Piece):
-                            batch.pieces.append((checkpoint, piece))
+                            batch.pieces.append((checkpoint.path, piece))
                             batch.data_bytes += len(piece.event.data)
                         else:
-                            batch.bad.append((checkpoint, piece))
+                            batch.bad.append((checkpoint.path, piece))
                 offset += consumed
                 pending = buffer[consumed:]
                 if len(pending) > MAX_LINE and not skipping:
-                    batch.bad.append((checkpoint, Bad(offset, f"line longer than the {MAX_LINE}-byte limit", pending[:MAX_LINE])))
+                    batch.bad.append((checkpoint.path, Bad(offset, f"line longer than the {MAX_LINE}-byte limit", pending[:MAX_LINE])))
                     skipping = True
                 if skipping:
                     offset += len(pending)
                     pending = b""
                 self._advance(checkpoint, head, offset, offset + len(pending))
+                batch.read_bytes += len(chunk)
                 if batch.full():
-                    self._flush(batch, report)
+                    if not put(batch.handoff()):
+                        break
                     batch.checkpoints[checkpoint.path] = checkpoint
                     if self.stop.is_set():
                         break
@@ -194,24 +244,19 @@ class Ingester:
         if not (batch.pieces or batch.bad or batch.checkpoints):
             return
         with self.store.transaction() as tx:
-            for checkpoint in batch.checkpoints.values():
-                save_checkpoint(tx, checkpoint, tx.now)
+            source_ids = {path: save_checkpoint(tx, cp, tx.now) for path, cp in batch.checkpoints.items()}
             appended_before = tx.appended_count
             positions = tx.append([piece.event for _, piece in batch.pieces])
             appended = tx.appended_count - appended_before
             record_provenance(
-                tx, [(position, cp.source_id, piece.offset) for position, (cp, piece) in zip(positions, batch.pieces)]
+                tx, [(position, source_ids[path], piece.offset) for position, (path, piece) in zip(positions, batch.pieces)]
             )
             new_bad = quarantine.add(
-                tx, [(cp.source_id, bad.offset, bad.reason, bad.data) for cp, bad in batch.bad], tx.now
+                tx, [(source_ids[path], bad.offset, bad.reason, bad.data) for path, bad in batch.bad], tx.now
             )
         report.events_appended += appended
         report.duplicates += len(positions) - appended
         report.quarantined += new_bad
-        batch.pieces.clear()
-        batch.bad.clear()
-        batch.checkpoints.clear()
-        batch.data_bytes = 0
 
 
 def _unchanged(checkpoint: Checkpoint, stat: os.stat_result) -> bool:

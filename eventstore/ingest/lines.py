@@ -108,7 +108,10 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
 def _event(data: bytes, header, fallback_session: str) -> NewEvent:
     session = header.session_id if isinstance(header.session_id, str) and header.session_id else fallback_session
     stream = session_stream(session)
-    event_id = blake2b(stream.encode() + b"\n" + data, digest_size=16).hexdigest()
+    digest = blake2b(stream.encode(), digest_size=16)
+    digest.update(b"\n")
+    digest.update(data)
+    event_id = digest.hexdigest()
     return NewEvent(
         event_id=event_id,
         stream=stream,
