@@ -136,3 +136,10 @@ def test_concurrent_changes_cannot_both_win(store):
     with pytest.raises(WrongExpectedVersion) as info:
         memories.update(store, memory.memory_id, text="theirs", expected_version=1)
     assert info.value.actual == 2
+
+
+def test_memories_without_a_subcommand_lists_them(tmp_path):
+    db = tmp_path / "events.db"
+    cli_json(db, "memories", "add", "listed by default")
+    result = cli(db, "memories")
+    assert "listed" in result.stdout and "version" in result.stdout

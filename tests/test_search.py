@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from eventstore import Store
@@ -106,6 +106,11 @@ def test_substring_of_a_path_finds_the_tool_call(corpus_store):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=st.text(max_size=40), mode=st.sampled_from(["fts", "vector", "hybrid"]))
+@example(query='"', mode="fts")
+@example(query='"a" OR b NOT', mode="hybrid")
+@example(query="NEAR(a b, 2) body:x ^y *", mode="fts")
+@example(query="src/eventstore/__init__.py", mode="fts")
+@example(query="\x00 日本語 🦀 --) ''", mode="hybrid")
 def test_any_typed_string_is_a_valid_query(corpus_store, query, mode):
     find(corpus_store, query, mode=mode, limit=5)
 
@@ -249,3 +254,29 @@ def test_filters_apply_before_the_rank_window(small_store, monkeypatch):
     monkeypatch.setattr(fulltext, "RANK_WINDOW", 1)
     hits = find(small_store, "zebra", filters=Filters(session="s-alpha"))
     assert hits and {h.session_id for h in hits} == {"s-alpha"}
+
+
+def test_search_command_json_shape(small_store, tmp_path):
+    from click.testing import CliRunner
+
+    from eventstore.cli import main
+
+    db = str(small_store.path)
+    memories.add(small_store, "zebra memo", project="alpha")
+    keys = {"kind", "session_id", "event_position", "role", "timestamp", "score", "snippet"}
+    for mode in ("fts", "vector", "hybrid"):
+        result = CliRunner().invoke(main, ["--db", db, "search", "zebra", "--mode", mode, "--json", "--limit", "3"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert list(document) == ["results"] and 0 < len(document["results"]) <= 3
+        for hit in document["results"]:
+            assert set(hit) == keys and hit["kind"] in ("message", "memory")
+    result = CliRunner().invoke(main, ["--db", db, "search", "zebra", "--role", "user", "--session", "s-beta",
+                                       "--project", "beta", "--since", "20260101", "--until", "20261231", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert {(h["role"], h["session_id"]) for h in json.loads(result.stdout)["results"]} == {("user", "s-beta")}
+    bad = CliRunner().invoke(main, ["--db", db, "search", "zebra AND (", "--syntax"])
+    assert bad.exit_code == 1 and "FTS5" in bad.stderr and "Traceback" not in bad.output
+    people = CliRunner().invoke(main, ["--db", db, "search", "[zebra]", "--limit", "2"])
+    assert people.exit_code == 0 and "zebra" in people.stdout
