@@ -56,6 +56,7 @@ class Store:
         self._client_ids: dict[int, str] = {}
         self.after_append: list[AfterAppend] = []
         self.client_id, self._client_no = self._own_client()
+        self._finish_payload_compression()
         if self.db.applied_migrations:
             from eventstore.audit import record_migrations
 
@@ -241,6 +242,13 @@ class Store:
             ).fetchall()[0][0]
             self._client_ids[client_no] = client_id
         return client_id
+
+    def _finish_payload_compression(self) -> None:
+        """Run (or resume) the payload compression a migration scheduled; fast when none is due."""
+        from eventstore import space
+
+        if self.codec.compress and space.compression_pending(self):
+            space.compress_payloads(self)
 
     def _own_client(self) -> tuple[str, int]:
         with self.db.write() as conn:

@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "ingest": "eventstore.cli.ingest:ingest",
     "tail": "eventstore.cli.ingest:tail",
     "quarantine": "eventstore.cli.ingest:quarantine_",
+    "stats": "eventstore.cli.space:stats",
+    "compact": "eventstore.cli.space:compact",
     "search": "eventstore.cli.search:search",
     "memories": "eventstore.cli.memories:memories",
     "replay": "eventstore.cli.projections:replay",

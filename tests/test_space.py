@@ -1,0 +1,51 @@
+"""Compressing a database written without compression (resumable), and `stats`."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import new_event, run_cli
+from eventstore import Store
+from eventstore import space
+
+
+def transcript_like(i: int) -> bytes:
+    return (b'{"type":"assistant","sessionId":"s%d","message":{"model":"claude-sonnet-4-5","content":'
+            b'[{"type":"text","text":"%s"}],"usage":{"input_tokens":%d}}}' % (i % 9, b"step %d of the plan " % i * 12, i))
+
+
+def test_database_written_without_compression_is_compressed_resumably(tmp_path):
+    path = tmp_path / "old.db"
+    payloads = [transcript_like(i) for i in range(9000)]
+    with Store(path, compress=False) as old:
+        old.append([new_event(f"s{i % 5}", p) for i, p in enumerate(payloads)])
+        assert old.db.conn.execute("SELECT count(*) FROM events WHERE dict_id IS NOT NULL").fetchall()[0][0] == 0
+        space.schedule_compression(old)
+    with Store(path, compress=False) as store:  # compression off: the pending run waits
+        assert space.compression_pending(store)
+        store.codec.compress = True
+        partial = space.compress_payloads(store, max_batches=2)  # interrupted after two batches
+        assert partial.events == 2 * space.BATCH and not partial.done
+    with Store(path) as store:  # opening resumes and finishes it
+        assert not space.compression_pending(store)
+        raw_rows = store.db.conn.execute(
+            "SELECT count(*) FROM events WHERE dict_id IS NULL AND length(data) >= 24").fetchall()[0][0]
+        assert raw_rows == 0
+        assert [e.data for e in store.read_all()] == payloads
+        found = space.stats(store)
+        assert found.events == 9000 and found.raw_bytes == sum(map(len, payloads))
+        assert found.compression_ratio > 3 and found.dictionaries >= 1
+        with_trigger = store.db.conn.execute(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'events_append_only_%'").fetchall()
+        assert with_trigger[0][0] == 2
+
+
+def test_stats_json_shape(tmp_path):
+    db = tmp_path / "e.db"
+    with Store(db) as store:
+        store.append([new_event("a", transcript_like(i)) for i in range(50)])
+    doc = json.loads(run_cli("stats", "--json", db=db).stdout)
+    assert set(doc) >= {"events", "raw_bytes", "stored_bytes", "compression_ratio", "database_bytes", "tables"}
+    assert doc["events"] == 50 and doc["raw_bytes"] == sum(len(transcript_like(i)) for i in range(50))
+    names = {t["name"] for t in doc["tables"]}
+    assert "events" in names and all(t["bytes"] > 0 for t in doc["tables"] if t["name"] == "events")
