@@ -11,9 +11,8 @@ Per session (the stream `claude:session:<id>`, which also holds its subagents' l
   summary read before its leaf still lands on the right session once the leaf arrives.
 * `started_at`/`ended_at`: the earliest and latest record time.
 * `messages`: prompts and responses of the main conversation: user records that are neither
-  tool results nor meta, plus assistant responses counted once per `message.id` (Claude Code
-  writes one line per content block). A record whose uuid another session already holds (an
-  old-style resume replaying history) is not counted again.
+  tool results nor meta, plus assistant responses, one per run of consecutive lines sharing a
+  `message.id` (Claude Code writes one line per content block, one after the other).
 * `models`: distinct assistant models (subagents' included, `<synthetic>` left out).
 * `subagents`: distinct `agentId`s, plus sidechain roots without one (1.0.x inline sidechains).
 
@@ -33,7 +32,7 @@ import msgspec
 from eventstore.feed import iso
 from schemas.envelope import RecordedEvent
 from schemas.transcript import AssistantRecord, UserRecord, decode_record
-from schemas.transcript_events import OTHER, RECORD_TYPES, session_of_stream
+from schemas.transcript_events import OTHER, RECORD_TYPES, SESSION_STREAM_PREFIX
 
 __all__ = ["SessionRow", "SessionsProjection", "list_sessions", "list_sessions_sql", "project_of", "usage_totals"]
 
@@ -54,12 +53,12 @@ CREATE TABLE {p}sessions (
     started_at         INTEGER,           -- ms since the epoch
     ended_at           INTEGER,
     user_messages      INTEGER NOT NULL DEFAULT 0,
-    assistant_messages INTEGER NOT NULL DEFAULT 0
+    assistant_messages INTEGER NOT NULL DEFAULT 0,
+    last_response      TEXT               -- message.id of the latest main-chain assistant line
 );
 CREATE INDEX {p}sessions_started ON {p}sessions (started_at);
 
--- Record uuids and assistant message ids seen, hashed to 64 bits: which session holds a
--- uuid (for summaries) and whether a message was already counted.
+-- Which session holds each user/assistant record uuid (64-bit key), to place summaries.
 CREATE TABLE {p}session_keys (
     key        INTEGER PRIMARY KEY,
     session_no INTEGER NOT NULL
@@ -158,9 +157,16 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def key(kind: str, value: str) -> int:
-    """A 64-bit key for a uuid ("u") or an assistant message id ("m")."""
-    return int.from_bytes(blake2b(f"{kind}{value}".encode(), digest_size=8).digest(), "big", signed=True)
+def key(uuid: str) -> int:
+    """A record uuid as a signed 64-bit key: its first 64 bits when it is a UUID, else a hash."""
+    if len(uuid) == 36 and uuid[8] == uuid[13] == uuid[18] == uuid[23] == "-":
+        try:
+            n = int(uuid[:8] + uuid[9:13] + uuid[14:18], 16)
+        except ValueError:
+            pass
+        else:
+            return n - (1 << 64) if n >= 1 << 63 else n
+    return int.from_bytes(blake2b(uuid.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def _is_tool_result(content: object) -> bool:
@@ -172,19 +178,24 @@ def _is_tool_result(content: object) -> bool:
 class _Acc:
     """What one batch contributes to one session."""
 
-    __slots__ = ("started", "ended", "cwd_main", "cwd_side", "branch_main", "branch_side")
+    __slots__ = ("started", "ended", "cwd_main", "cwd_side", "branch_main", "branch_side", "users",
+                 "responses", "first_response", "last_response")
 
     def __init__(self) -> None:
         self.started: int | None = None
         self.ended: int | None = None
         self.cwd_main = self.cwd_side = self.branch_main = self.branch_side = None
+        self.users = 0
+        self.responses = 0  # changes of message.id among main-chain assistant lines
+        self.first_response: str | None = None
+        self.last_response: str | None = None
 
 
 class SessionsProjection:
     """Sessions: project, cwd, branch, title, times, message counts, models, subagents."""
 
     name = NAME
-    version = "1"
+    version = "2"
     handles = frozenset("claude." + t for t in RECORD_TYPES) | {OTHER}
     payloads = _LINE_TYPES | frozenset(_TITLE_TYPES)
     inline = False
@@ -197,14 +208,17 @@ class SessionsProjection:
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of transcript events into the session rows."""
         accs: dict[str, _Acc] = {}
-        keys: list[tuple[int, str, int]] = []  # (key, session, counts as: 0 nothing, 1 user, 2 assistant)
+        keys: list[tuple[int, str]] = []  # (hashed uuid, session): who holds which record
         agents: set[tuple[str, str]] = set()
         models: set[tuple[str, str]] = set()
         titles: list[tuple[int, str, int | None, str]] = []
+        decode = _LINE.decode
+        skip = len(SESSION_STREAM_PREFIX)
         for event in events:
-            session = session_of_stream(event.stream)
-            if session is None:
+            stream = event.stream
+            if not stream.startswith(SESSION_STREAM_PREFIX):
                 continue
+            session = stream[skip:]
             acc = accs.get(session)
             if acc is None:
                 acc = accs[session] = _Acc()
@@ -216,105 +230,107 @@ class SessionsProjection:
                     acc.ended = at
             type_ = event.type
             if type_ in _LINE_TYPES:
-                self._line(event, session, acc, keys, agents, models)
+                try:
+                    line = decode(event.data)
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                    line = _line(event.data)
+                _fold_line(line, type_ == "claude.assistant", session, acc, keys, agents, models)
             elif type_ in _TITLE_TYPES:
-                self._title_record(event, session, titles)
+                _fold_title(event, session, titles)
         if accs:
-            self._write(tx, prefix, accs, keys, agents, models, titles)
+            _write(tx, prefix, accs, keys, agents, models, titles)
 
-    @staticmethod
-    def _line(event: RecordedEvent, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
-        line = _line(event.data)
-        side = line.isSidechain is True
-        cwd, branch = _str(line.cwd), _str(line.gitBranch)
-        if side:
-            acc.cwd_side = acc.cwd_side or cwd
-            acc.branch_side = branch or acc.branch_side
-        else:
-            acc.cwd_main = acc.cwd_main or cwd
-            acc.branch_main = branch or acc.branch_main
-        agent = _str(line.agentId)
-        uuid = _str(line.uuid)
-        if agent:
-            agents.add((session, agent))
-        elif side and uuid and line.parentUuid is None:
-            agents.add((session, "root:" + uuid))
-        message = line.message
-        if event.type == "claude.assistant":
-            if uuid:
-                keys.append((key("u", uuid), session, 0))
-            model = _str(message.model) if message else None
-            if model and model != SYNTHETIC_MODEL:
-                models.add((session, model))
-            message_id = _str(message.id) if message else None
-            if message_id:
-                keys.append((key("m", message_id), session, 0 if side else 2))
-        else:
-            counts = 0 if side or line.isMeta is True or _is_tool_result(message.content if message else None) else 1
-            if uuid:
-                keys.append((key("u", uuid), session, counts))
-            elif counts:
-                keys.append((None, session, counts))
 
-    @staticmethod
-    def _title_record(event: RecordedEvent, session: str, titles: list) -> None:
-        record = _title(event.data)
-        kind = _TITLE_TYPES[event.type]
-        text = _str({"summary": record.summary, "ai-title": record.aiTitle,
-                     "custom-title": record.customTitle}[kind])
-        if text is None:
+def _fold_line(line: _Line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
+    side = line.isSidechain is True
+    cwd, branch, agent, uuid = line.cwd, line.gitBranch, line.agentId, line.uuid
+    if type(cwd) is not str or not cwd:
+        cwd = None
+    if type(branch) is not str or not branch:
+        branch = None
+    if side:
+        acc.cwd_side = acc.cwd_side or cwd
+        acc.branch_side = branch or acc.branch_side
+    else:
+        acc.cwd_main = acc.cwd_main or cwd
+        acc.branch_main = branch or acc.branch_main
+    if type(uuid) is str and uuid:
+        keys.append((key(uuid), session))
+    else:
+        uuid = None
+    if type(agent) is str and agent:
+        agents.add((session, agent))
+    elif side and uuid and line.parentUuid is None:
+        agents.add((session, "root:" + uuid))
+    message = line.message
+    if assistant:
+        if message is None:
             return
-        leaf = _str(record.leafUuid) if kind == "summary" else None
-        titles.append((event.position, session, key("u", leaf) if leaf else None, text))
+        model = message.model
+        if type(model) is str and model and model != SYNTHETIC_MODEL:
+            models.add((session, model))
+        message_id = message.id
+        if not side and type(message_id) is str and message_id and message_id != acc.last_response:
+            # One response is written as consecutive lines (one per content block).
+            if acc.first_response is None:
+                acc.first_response = message_id
+            acc.responses += 1
+            acc.last_response = message_id
+    elif not side and line.isMeta is not True and not _is_tool_result(message.content if message else None):
+        acc.users += 1
 
-    @staticmethod
-    def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> None:
-        tx.executemany(f"INSERT OR IGNORE INTO {p}sessions (session_id) VALUES (?)", [(s,) for s in accs])
-        numbers: dict[str, int] = {}
-        names = list(accs)
-        for i in range(0, len(names), _IN_CHUNK):
-            chunk = names[i:i + _IN_CHUNK]
-            numbers.update(tx.execute(
-                f"SELECT session_id, session_no FROM {p}sessions WHERE session_id IN ({','.join('?' * len(chunk))})",
-                chunk))
-        users = dict.fromkeys(accs, 0)
-        assistants = dict.fromkeys(accs, 0)
-        keyed = [(k, numbers[s]) for k, s, _ in keys if k is not None]
-        if keyed:
-            # First holder wins; RETURNING yields only the keys this batch inserted.
-            fresh = {row[0] for row in tx.execute(
-                f"INSERT OR IGNORE INTO {p}session_keys (key, session_no)"
-                " SELECT value ->> 0, value ->> 1 FROM json_each(?) RETURNING key",
-                (msgspec.json.encode(keyed),))}
-        else:
-            fresh = set()
-        for k, session, counts in keys:
-            if k is not None:
-                if k not in fresh:
-                    continue  # held already: by an earlier batch, or earlier in this one
-                fresh.discard(k)
-            if counts:
-                (users if counts == 1 else assistants)[session] += 1
-        tx.executemany(
-            f"UPDATE {p}sessions SET"
-            " started_at = coalesce(min(started_at, ?1), started_at, ?1),"
-            " ended_at = coalesce(max(ended_at, ?2), ended_at, ?2),"
-            " cwd_main = coalesce(cwd_main, ?3), cwd_side = coalesce(cwd_side, ?4),"
-            " branch_main = coalesce(?5, branch_main), branch_side = coalesce(?6, branch_side),"
-            " user_messages = user_messages + ?7, assistant_messages = assistant_messages + ?8"
-            " WHERE session_no = ?9",
-            [(a.started, a.ended, a.cwd_main, a.cwd_side, a.branch_main, a.branch_side,
-              users[s], assistants[s], numbers[s]) for s, a in accs.items()],
-        )
-        if agents:
-            tx.executemany(f"INSERT OR IGNORE INTO {p}session_agents (session_no, agent) VALUES (?, ?)",
-                           [(numbers[s], a) for s, a in agents])
-        if models:
-            tx.executemany(f"INSERT OR IGNORE INTO {p}session_models (session_no, model) VALUES (?, ?)",
-                           [(numbers[s], m) for s, m in models])
-        if titles:
-            tx.executemany(f"INSERT INTO {p}session_titles (position, session_no, leaf_key, title) VALUES (?, ?, ?, ?)",
-                           [(pos, numbers[s], leaf, text) for pos, s, leaf, text in titles])
+
+def _fold_title(event: RecordedEvent, session: str, titles: list) -> None:
+    record = _title(event.data)
+    kind = _TITLE_TYPES[event.type]
+    text = _str({"summary": record.summary, "ai-title": record.aiTitle, "custom-title": record.customTitle}[kind])
+    if text is None:
+        return
+    leaf = _str(record.leafUuid) if kind == "summary" else None
+    titles.append((event.position, session, key(leaf) if leaf else None, text))
+
+
+def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> None:
+    tx.executemany(f"INSERT OR IGNORE INTO {p}sessions (session_id) VALUES (?)", [(s,) for s in accs])
+    known: dict[str, tuple[int, str | None]] = {}
+    names = list(accs)
+    for i in range(0, len(names), _IN_CHUNK):
+        chunk = names[i:i + _IN_CHUNK]
+        for session, number, last in tx.execute(
+            f"SELECT session_id, session_no, last_response FROM {p}sessions"
+            f" WHERE session_id IN ({','.join('?' * len(chunk))})", chunk,
+        ):
+            known[session] = (number, last)
+    rows = []
+    for session, a in accs.items():
+        number, last = known[session]
+        responses = a.responses - (a.first_response is not None and a.first_response == last)
+        rows.append((a.started, a.ended, a.cwd_main, a.cwd_side, a.branch_main, a.branch_side, a.users, responses,
+                     a.last_response, number))
+    tx.executemany(
+        f"UPDATE {p}sessions SET"
+        " started_at = coalesce(min(started_at, ?1), started_at, ?1),"
+        " ended_at = coalesce(max(ended_at, ?2), ended_at, ?2),"
+        " cwd_main = coalesce(cwd_main, ?3), cwd_side = coalesce(cwd_side, ?4),"
+        " branch_main = coalesce(?5, branch_main), branch_side = coalesce(?6, branch_side),"
+        " user_messages = user_messages + ?7, assistant_messages = assistant_messages + ?8,"
+        " last_response = coalesce(?9, last_response)"
+        " WHERE session_no = ?10",
+        rows,
+    )
+    if keys:
+        # The first session to hold a uuid keeps it (an old-style resume replays history under a new id).
+        tx.executemany(f"INSERT OR IGNORE INTO {p}session_keys (key, session_no) VALUES (?, ?)",
+                       [(k, known[s][0]) for k, s in keys])
+    if agents:
+        tx.executemany(f"INSERT OR IGNORE INTO {p}session_agents (session_no, agent) VALUES (?, ?)",
+                       [(known[s][0], a) for s, a in agents])
+    if models:
+        tx.executemany(f"INSERT OR IGNORE INTO {p}session_models (session_no, model) VALUES (?, ?)",
+                       [(known[s][0], m) for s, m in models])
+    if titles:
+        tx.executemany(f"INSERT INTO {p}session_titles (position, session_no, leaf_key, title) VALUES (?, ?, ?, ?)",
+                       [(pos, known[s][0], leaf, text) for pos, s, leaf, text in titles])
 
 
 # Queries

@@ -101,7 +101,6 @@ def test_every_session_matches_an_independent_reading_of_the_files(by_id):
 def oracle(roots: list[Path]) -> dict[str, dict]:
     """Session facts read straight from the files with json, in ingestion's file order."""
     sessions: dict[str, dict] = {}
-    held: set[tuple[str, str]] = set()
     seen_lines: set[tuple[str, str]] = set()
     for root in roots:
         for directory, subdirs, files in os.walk(root):
@@ -114,7 +113,7 @@ def oracle(roots: list[Path]) -> dict[str, dict]:
                     if (session_id, raw) in seen_lines:
                         continue  # the same line twice in one stream is one event
                     seen_lines.add((session_id, raw))
-                    s = sessions.setdefault(session_id, {"times": [], "messages": 0, "models": set(),
+                    s = sessions.setdefault(session_id, {"times": [], "messages": 0, "models": set(), "last": None,
                                                          "agents": set(), "cwd_main": None, "cwd_side": None})
                     at = parse_timestamp(record.get("timestamp"))
                     if at is not None:
@@ -130,13 +129,13 @@ def oracle(roots: list[Path]) -> dict[str, dict]:
                     elif side and record.get("uuid") and record.get("parentUuid") is None:
                         s["agents"].add("root:" + record["uuid"])
                     message = record.get("message") or {}
-                    new_uuid = _hold(held, "u", record.get("uuid"))
                     if record["type"] == "assistant":
                         if message.get("model") and message["model"] != "<synthetic>":
                             s["models"].add(message["model"])
-                        if _hold(held, "m", message.get("id")) and not side:
-                            s["messages"] += 1
-                    elif new_uuid and not side and record.get("isMeta") is not True and not _tool_result(message):
+                        if not side and message.get("id") and message["id"] != s["last"]:
+                            s["messages"] += 1  # a response: a run of lines with one message id
+                            s["last"] = message["id"]
+                    elif not side and record.get("isMeta") is not True and not _tool_result(message):
                         s["messages"] += 1
     return {
         session_id: {
@@ -159,15 +158,6 @@ def _records(path: Path):
             if isinstance(record, dict):
                 yield record, line[index:end]
             index = end
-
-
-def _hold(held: set, kind: str, value: object) -> bool:
-    if not value:
-        return True
-    if (kind, value) in held:
-        return False
-    held.add((kind, value))
-    return True
 
 
 def _tool_result(message: dict) -> bool:
