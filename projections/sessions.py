@@ -22,6 +22,7 @@ never disagree. Owns the tables listed in `SessionsProjection.tables`.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Sequence
 from hashlib import blake2b
@@ -420,9 +421,15 @@ _USAGE_FIELDS = {
 
 def usage_totals(conn) -> dict[str, dict[str, Any]]:
     """Token and cost totals per session from the usage projection; empty if it is not installed."""
-    try:
-        from projections.usage import session_totals  # type: ignore[import-not-found]
-    except ImportError:
+    session_totals = None
+    for module in ("projections.usage_report", "projections.usage"):
+        try:
+            session_totals = getattr(importlib.import_module(module), "session_totals", None)
+        except ImportError:
+            continue
+        if session_totals is not None:
+            break
+    if session_totals is None:
         return {}
     try:
         raw = session_totals(conn)
