@@ -280,3 +280,23 @@ def test_search_command_json_shape(small_store, tmp_path):
     assert bad.exit_code == 1 and "FTS5" in bad.stderr and "Traceback" not in bad.output
     people = CliRunner().invoke(main, ["--db", db, "search", "[zebra]", "--limit", "2"])
     assert people.exit_code == 0 and "zebra" in people.stdout
+
+
+def test_replay_swaps_in_equal_indexes(small_store):
+    memories.add(small_store, "zebra notes", project="alpha")
+    runner = Runner(small_store, projections())
+    runner.catch_up()
+    embed_pending(small_store, embedder=EMBEDDER)
+    before = {mode: find(small_store, "zebra", mode=mode) for mode in ("fts", "vector", "hybrid")}
+    runner.rebuild(["fulltext", "vectors"])
+    embed_pending(small_store, embedder=EMBEDDER)
+    with small_store.transaction() as tx:
+        fulltext.integrity_check(tx)
+    for mode, hits in before.items():
+        assert find(small_store, "zebra", mode=mode) == hits, mode
+    leftovers = small_store.db.conn.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'r[0-9]*_*'").fetchall()
+    assert leftovers == []
+    assert len(small_store.db.conn.execute(
+        "SELECT name FROM sqlite_schema WHERE name GLOB 'vec_index_*' AND sql LIKE 'CREATE VIRTUAL%'").fetchall()) == 1
+    runner.close()
