@@ -1,0 +1,152 @@
+"""The usage command: token usage and cost per day, week, month or session, shaped like ccusage.
+
+Start-up is the cost of a report, so the common case does the least possible: open the
+database with apsw, check in one read transaction that the usage read model is built by
+this version and at the head of the log, and read its small aggregate table. Only when it
+is not (first use, new events not yet applied, a price or rule change) does it open the
+Store, find the projections through their entry points and catch up. rich is imported for
+human output only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from eventstore.cli.common import db_option, db_path, handle_errors, json_option
+
+_USAGE = "usage"
+
+
+def _report_options(fn):
+    fn = click.option("--since", metavar="YYYYMMDD", help="From this local day (inclusive).")(fn)
+    fn = click.option("--until", metavar="YYYYMMDD", help="Up to this local day (inclusive).")(fn)
+    fn = click.option("--timezone", "zone", metavar="TZ",
+                      help="IANA time zone for calendar days (default: the system zone).")(fn)
+    fn = json_option(fn)
+    fn = db_option(fn)
+    return handle_errors(fn)
+
+
+@click.group()
+def usage() -> None:
+    """Token usage and cost, deduplicated like ccusage (its JSON shape, with --json)."""
+
+
+def _command(kind: str, summary: str):
+    @usage.command(kind, help=summary)
+    @_report_options
+    def command(since: str | None, until: str | None, zone: str | None, as_json: bool, db: str | None) -> None:
+        run(kind, since=since, until=until, zone=zone, as_json=as_json, db=db)
+
+    return command
+
+
+daily = _command("daily", "Usage per calendar day.")
+weekly = _command("weekly", "Usage per week (weeks start on Sunday).")
+monthly = _command("monthly", "Usage per calendar month.")
+session = _command("session", "Usage per Claude Code session.")
+
+
+def _day(text: str | None, option: str) -> str | None:
+    from projections.usage_report import is_day
+
+    if text is not None and not is_day(text):
+        raise click.BadParameter(f"{text!r} is not a date YYYYMMDD", param_hint=option)
+    return text
+
+
+def run(kind: str, *, since: str | None, until: str | None, zone: str | None, as_json: bool, db: str | None) -> None:
+    """Build one report and print it."""
+    from projections import usage_report
+
+    since, until = _day(since, "--since"), _day(until, "--until")
+    try:
+        offsets = usage_report.zone_offsets(zone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--timezone") from None
+
+    def build(conn) -> dict:
+        if kind == "session":
+            start = usage_report.day_start_ms(since, zone) if since else None
+            end = usage_report.day_start_ms(usage_report.next_day(until), zone) if until else None
+            return usage_report.report(kind, usage_report.session_rows(conn, start, end))
+        return usage_report.report(kind, usage_report.daily_rows(conn, offsets), since=since, until=until)
+
+    path = db_path(db)
+    doc = _fast(path, build)
+    if doc is None:
+        doc = _caught_up(db, build)
+    unpriced = doc["totals"].get("unpricedModels")
+    if unpriced:
+        click.echo(f"warning: no price for {', '.join(unpriced)}: counted at $0 "
+                   "(price them with a $EVENTSTORE_PRICING file)", err=True)
+    if as_json:
+        import msgspec
+
+        sys.stdout.buffer.write(msgspec.json.encode(doc) + b"\n")
+        sys.stdout.flush()
+        return
+    _print_table(kind, doc)
+
+
+def _fast(path, build) -> dict | None:
+    """The report straight from the aggregate tables when they are current; None otherwise."""
+    import apsw
+
+    from projections.usage_report import is_fresh
+
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error:
+        return None  # missing or unreadable: the Store says why, or creates it
+    try:
+        conn.set_busy_timeout(5_000)
+        conn.execute("BEGIN")  # one snapshot for the freshness check and the report
+        try:
+            return build(conn) if is_fresh(conn) else None
+        finally:
+            conn.execute("COMMIT")
+    except apsw.Error:
+        return None  # not ours, not built, locked: the slow path reports it properly
+    finally:
+        conn.close()
+
+
+def _caught_up(db: str | None, build) -> dict:
+    """Open the store, bring the usage projection to the head of the log, then report."""
+    from eventstore.cli.common import open_store
+    from eventstore.cli.projections import runner_for
+
+    with open_store(db) as store:
+        runner = runner_for(store, (_USAGE,))
+        runner.catch_up([_USAGE])
+        with store.db.read() as conn:
+            return build(conn)
+
+
+def _print_table(kind: str, doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = doc[kind]
+    if not rows:
+        click.echo("no usage")
+        return
+    first = {"daily": "Date", "weekly": "Week", "monthly": "Month", "session": "Session"}[kind]
+    table = Table(header_style="bold", show_footer=True)
+    totals = doc["totals"]
+    table.add_column(first, footer="Total")
+    table.add_column("Models")
+    for title, key in (("Input", "inputTokens"), ("Output", "outputTokens"), ("Cache create", "cacheCreationTokens"),
+                       ("Cache read", "cacheReadTokens"), ("Total tokens", "totalTokens")):
+        table.add_column(title, justify="right", footer=f"{totals[key]:,}")
+    table.add_column("Cost (USD)", justify="right", footer=f"${totals['totalCost']:,.2f}")
+    for row in rows:
+        table.add_row(
+            row["period"], "\n".join(row["modelsUsed"]), f"{row['inputTokens']:,}", f"{row['outputTokens']:,}",
+            f"{row['cacheCreationTokens']:,}", f"{row['cacheReadTokens']:,}", f"{row['totalTokens']:,}",
+            f"${row['totalCost']:,.2f}",
+        )
+    Console().print(table)

@@ -1,0 +1,380 @@
+"""The usage read model: token usage and cost per API response, deduplicated like ccusage 20.
+
+Built from every transcript record that can carry `message.usage` (`claude.assistant`,
+`claude.progress` for subagent copies, `claude.other` for untyped or future records), with
+the rules of `projections.usage_entries` (which entries count, their dedupe key and which
+copy wins) and the prices of `projections.pricing`. Applied incrementally:
+
+* `usage_entries`: one row (a "slot") per API response, holding the copy kept so far. A later
+  copy that is better (`usage_entries.better`: main over sidechain, then more tokens, then
+  higher cost, then has `speed`) replaces it; the aggregates below subtract the old copy's
+  contribution and add the new one's. Slots are numbered in log order, which is the order the
+  dedupe rule's "first seen" refers to.
+* `usage_buckets`: per UTC 15-minute bucket and model, token sums and cost. Every IANA zone's
+  offset is a multiple of 15 minutes, so a bucket lies within one local day in any zone:
+  daily, weekly and monthly reports in any `--timezone` are exact sums of buckets.
+* `usage_sessions`: per session and model, token sums, cost and first/last activity.
+
+Cost is computed per entry when it is applied (ccusage's `auto` mode: a logged `costUSD`,
+else priced tokens) and summed as integer picodollars, so sums are exact and do not depend
+on the order or batching of events: any split of the log into batches gives the same tables
+as a rebuild. A model with no price counts 0 and is counted in `unpriced`. Model names get
+ccusage's `-fast` suffix for `speed: "fast"` responses; a response without a model counts
+in the totals under the model ''.
+
+The version joins `RULES_VERSION` (bump it when a rule here or in `usage_entries` changes)
+and a fingerprint of the pricing inputs, so a price change rebuilds the read model. The
+query side (reports, `session_totals`) lives in `projections.usage_report`, which imports
+nothing heavy so `eventstore usage` starts fast. Owns the tables in `UsageProjection.tables`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from projections.pricing import Pricing, load_pricing
+from projections.usage_entries import USAGE_MARKER, UsageEntry, entries_from_record, entry_cost, parse_timestamp
+from projections.usage_report import (
+    BUCKET_SECONDS,
+    NAME,
+    PICO,
+    projection_version,
+    session_totals,
+)
+from schemas.envelope import RecordedEvent
+from schemas.transcript_events import OTHER, session_of_stream
+
+__all__ = ["UsageProjection", "session_totals"]
+
+_BUCKET_MS = BUCKET_SECONDS * 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+DDL = """
+-- One row per API response (dedupe slot): the copy kept so far.
+CREATE TABLE {p}usage_entries (
+    slot           INTEGER PRIMARY KEY,  -- creation order = log order of the first copy
+    message_id     TEXT,                 -- NULL: no message.id, never deduplicated
+    request_id     TEXT NOT NULL,        -- '' when the record has no requestId
+    is_sidechain   INTEGER NOT NULL,
+    total          INTEGER NOT NULL,     -- input + output + cache creation + cache read
+    cost           REAL NOT NULL,        -- USD as ccusage computes it (0 when unpriced)
+    has_speed      INTEGER NOT NULL,
+    position       INTEGER NOT NULL,     -- the event the kept copy came from
+    ms             INTEGER NOT NULL,     -- its timestamp, ms since the epoch (UTC)
+    session        TEXT NOT NULL,
+    model          TEXT NOT NULL,        -- '' when absent; '-fast' suffix for fast mode
+    input_tokens   INTEGER NOT NULL,
+    output_tokens  INTEGER NOT NULL,
+    cache_creation INTEGER NOT NULL,
+    cache_read     INTEGER NOT NULL,
+    cost_pico      INTEGER NOT NULL,     -- round(cost * 1e12)
+    unpriced       INTEGER NOT NULL      -- 1: the model has no price and no costUSD was logged
+);
+CREATE INDEX {p}usage_entries_key ON {p}usage_entries (message_id, request_id);
+CREATE INDEX {p}usage_entries_session ON {p}usage_entries (session, model, ms);
+
+-- Per UTC 15-minute bucket (ms // 900000) and model.
+CREATE TABLE {p}usage_buckets (
+    bucket         INTEGER NOT NULL,
+    model          TEXT NOT NULL,
+    input_tokens   INTEGER NOT NULL,
+    output_tokens  INTEGER NOT NULL,
+    cache_creation INTEGER NOT NULL,
+    cache_read     INTEGER NOT NULL,
+    cost_pico      INTEGER NOT NULL,
+    unpriced       INTEGER NOT NULL,
+    entries        INTEGER NOT NULL,
+    PRIMARY KEY (bucket, model)
+) WITHOUT ROWID;
+
+-- Per session and model.
+CREATE TABLE {p}usage_sessions (
+    session        TEXT NOT NULL,
+    model          TEXT NOT NULL,
+    input_tokens   INTEGER NOT NULL,
+    output_tokens  INTEGER NOT NULL,
+    cache_creation INTEGER NOT NULL,
+    cache_read     INTEGER NOT NULL,
+    cost_pico      INTEGER NOT NULL,
+    unpriced       INTEGER NOT NULL,
+    entries        INTEGER NOT NULL,
+    first_ms       INTEGER NOT NULL,
+    last_ms        INTEGER NOT NULL,
+    PRIMARY KEY (session, model)
+) WITHOUT ROWID;
+"""
+
+_SUMS = ("input_tokens", "output_tokens", "cache_creation", "cache_read", "cost_pico", "unpriced", "entries")
+_ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+
+# ccusage drops a record with one of these keys null anywhere in it; when none is, the lean
+# decoder below (which skips message content) sees everything the rules read.
+_REJECTED_NULL = re.compile(
+    rb'"(?:id|cwd|model|speed|costUSD|version|sessionId|requestId|isApiErrorMessage'
+    rb'|cache_read_input_tokens|cache_creation_input_tokens)"\s*:\s*null'
+)
+
+
+# Lean decoders: the fields `entries_from_record` reads, absent ones left out.
+
+
+class _Message(msgspec.Struct, gc=False):
+    id: Any = msgspec.UNSET
+    model: Any = msgspec.UNSET
+    usage: Any = msgspec.UNSET
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    timestamp: Any = msgspec.UNSET
+    requestId: Any = msgspec.UNSET
+    isSidechain: Any = msgspec.UNSET
+    costUSD: Any = msgspec.UNSET
+    isApiErrorMessage: Any = msgspec.UNSET
+    uuid: Any = msgspec.UNSET
+    message: _Message | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Data(msgspec.Struct, gc=False):
+    message: _Envelope | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Record(msgspec.Struct, gc=False):
+    timestamp: Any = msgspec.UNSET
+    sessionId: Any = msgspec.UNSET
+    version: Any = msgspec.UNSET
+    requestId: Any = msgspec.UNSET
+    isSidechain: Any = msgspec.UNSET
+    costUSD: Any = msgspec.UNSET
+    isApiErrorMessage: Any = msgspec.UNSET
+    uuid: Any = msgspec.UNSET
+    message: _Message | msgspec.UnsetType = msgspec.UNSET
+    data: _Data | msgspec.UnsetType = msgspec.UNSET
+
+
+_LEAN = msgspec.json.Decoder(_Record)
+
+
+def record_entries(data: bytes) -> list[UsageEntry]:
+    """The usage entries of one event's payload, by ccusage's rules (its `"usage":{` prefilter included)."""
+    if USAGE_MARKER not in data:
+        return []
+    record: Any = None
+    if _REJECTED_NULL.search(data) is None:
+        try:
+            record = msgspec.to_builtins(_LEAN.decode(data))
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            record = None  # an odd shape somewhere: read the whole record instead
+    if record is None:
+        try:
+            record = msgspec.json.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return []
+    if not isinstance(record, dict):
+        return []
+    return entries_from_record(record)
+
+
+class _Slot:
+    """One API response's kept copy, as stored in `usage_entries`."""
+
+    __slots__ = ("slot", "message_id", "request_id", "is_sidechain", "total", "cost", "has_speed", "position",
+                 "ms", "session", "model", "input_tokens", "output_tokens", "cache_creation", "cache_read",
+                 "cost_pico", "unpriced")
+
+    def row(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> _Slot:
+        slot = cls()
+        for name, value in zip(cls.__slots__, row):
+            setattr(slot, name, value)
+        return slot
+
+    def better_than(self, kept: _Slot) -> bool:
+        """`usage_entries.better` on stored copies: main over sidechain, tokens, cost, speed; else first stays."""
+        if self.is_sidechain != kept.is_sidechain:
+            return bool(kept.is_sidechain)
+        if self.total != kept.total:
+            return self.total > kept.total
+        if self.cost != kept.cost:
+            return self.cost > kept.cost
+        return bool(self.has_speed) and not kept.has_speed
+
+
+_COLUMNS = ", ".join(_Slot.__slots__)
+
+
+class UsageProjection:
+    """Usage and cost: deduplicated API responses, 15-minute buckets per model, per-session totals."""
+
+    name = NAME
+    handles = frozenset(("claude.assistant", "claude.progress", OTHER))
+    inline = True
+    """Inline: the appended payloads are already in memory, so ingestion pays no decompression."""
+    tables = ("usage_entries", "usage_buckets", "usage_sessions")
+
+    def __init__(self, pricing: Pricing | None = None) -> None:
+        self._pricing = pricing
+        self.version = projection_version() if pricing is None else projection_version(pricing.fingerprint)
+
+    @property
+    def pricing(self) -> Pricing:
+        """The price table, loaded on first use (a query never needs it)."""
+        if self._pricing is None:
+            self._pricing = load_pricing()
+        return self._pricing
+
+    def create(self, tx, prefix: str) -> None:
+        """Create the tables and indexes under `prefix`."""
+        tx.execute(DDL.format(p=prefix))
+
+    def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
+        """Fold a batch of events into the kept copies and the aggregates."""
+        found: list[tuple[RecordedEvent, UsageEntry]] = []
+        for event in events:
+            for entry in record_entries(event.data):
+                found.append((event, entry))
+        if found:
+            _Batch(tx, prefix, self.pricing).run(found)
+
+
+def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing) -> _Slot:
+    moment = parse_timestamp(entry.timestamp)
+    assert moment is not None  # entries_from_record accepts only timestamps it parses
+    cost = entry_cost(pricing, entry)
+    slot = _Slot()
+    slot.slot = None
+    slot.message_id = entry.message_id
+    slot.request_id = entry.request_id or ""
+    slot.is_sidechain = int(entry.is_sidechain)
+    slot.total = entry.total_tokens
+    slot.cost = 0.0 if cost is None else cost
+    slot.has_speed = int(entry.speed is not None)
+    slot.position = event.position
+    slot.ms = (moment - _EPOCH) // _MS
+    slot.session = session_of_stream(event.stream) or entry.session_id or ""
+    model = entry.model or ""
+    slot.model = model + "-fast" if model and entry.speed == "fast" else model
+    slot.input_tokens = entry.input_tokens
+    slot.output_tokens = entry.output_tokens
+    slot.cache_creation = entry.cache_creation_tokens
+    slot.cache_read = entry.cache_read_tokens
+    slot.cost_pico = round(slot.cost * PICO)
+    slot.unpriced = int(cost is None)
+    return slot
+
+
+class _Batch:
+    """One batch's dedupe work: load the slots its message ids touch, fold, write deltas."""
+
+    def __init__(self, tx, prefix: str, pricing: Pricing) -> None:
+        self.tx, self.p, self.pricing = tx, prefix, pricing
+        self.slots: dict[int, _Slot] = {}
+        self.exact: dict[tuple[str, str], int] = {}
+        self.by_id: dict[str, list[int]] = {}
+        self.changed: set[int] = set()
+        self.buckets: dict[tuple[int, str], list[int]] = {}
+        self.sessions: dict[tuple[str, str], list[int]] = {}
+        self.removed_sessions: set[tuple[str, str]] = set()
+        self.times: dict[tuple[str, str], list[int]] = {}
+        self.next_slot = 1
+
+    def run(self, found: list[tuple[RecordedEvent, UsageEntry]]) -> None:
+        tx, p = self.tx, self.p
+        ids = sorted({entry.message_id for _, entry in found if entry.message_id is not None})
+        if ids:
+            for row in tx.execute(
+                f"SELECT {_COLUMNS} FROM {p}usage_entries WHERE message_id IN (SELECT value FROM json_each(?))"
+                " ORDER BY slot", (msgspec.json.encode(ids),)):
+                self._remember(_Slot.from_row(row))
+        self.next_slot = tx.execute(f"SELECT coalesce(max(slot), 0) + 1 FROM {p}usage_entries")[0][0]
+        for event, entry in found:
+            self._add(_to_slot(event, entry, self.pricing))
+        self._write()
+
+    def _remember(self, slot: _Slot) -> None:
+        self.slots[slot.slot] = slot
+        if slot.message_id is not None:
+            self.exact[(slot.message_id, slot.request_id)] = slot.slot
+            self.by_id.setdefault(slot.message_id, []).append(slot.slot)
+
+    def _find(self, new: _Slot) -> _Slot | None:
+        number = self.exact.get((new.message_id, new.request_id))
+        if number is not None:
+            return self.slots[number]
+        # A sidechain copy (a /btw replay) matches an earlier response by message id alone.
+        for number in self.by_id.get(new.message_id, ()):
+            kept = self.slots[number]
+            if new.is_sidechain or kept.is_sidechain:
+                return kept
+        return None
+
+    def _add(self, new: _Slot) -> None:
+        kept = None if new.message_id is None else self._find(new)
+        if kept is None:
+            new.slot = self.next_slot
+            self.next_slot += 1
+            self._remember(new)
+            self.changed.add(new.slot)
+            self._count(new, 1)
+            return
+        if not new.better_than(kept):
+            return
+        self._count(kept, -1)
+        self.removed_sessions.add((kept.session, kept.model))
+        del self.exact[(kept.message_id, kept.request_id)]
+        new.slot = kept.slot
+        self.slots[new.slot] = new
+        self.exact[(new.message_id, new.request_id)] = new.slot
+        self.changed.add(new.slot)
+        self._count(new, 1)
+
+    def _count(self, slot: _Slot, sign: int) -> None:
+        values = (slot.input_tokens, slot.output_tokens, slot.cache_creation, slot.cache_read, slot.cost_pico,
+                  slot.unpriced, 1)
+        for table, key in ((self.buckets, (slot.ms // _BUCKET_MS, slot.model)),
+                           (self.sessions, (slot.session, slot.model))):
+            sums = table.get(key)
+            if sums is None:
+                sums = table[key] = [0] * len(values)
+            for i, value in enumerate(values):
+                sums[i] += sign * value
+        if sign > 0:
+            times = self.times.setdefault((slot.session, slot.model), [slot.ms, slot.ms])
+            times[0] = min(times[0], slot.ms)
+            times[1] = max(times[1], slot.ms)
+
+    def _write(self) -> None:
+        tx, p = self.tx, self.p
+        tx.executemany(f"INSERT OR REPLACE INTO {p}usage_entries ({_COLUMNS}) VALUES ({', '.join('?' * len(_Slot.__slots__))})",
+                       [self.slots[n].row() for n in sorted(self.changed)])
+        columns = ", ".join(_SUMS)
+        marks = ", ".join("?" * len(_SUMS))
+        tx.executemany(
+            f"INSERT INTO {p}usage_buckets (bucket, model, {columns}) VALUES (?, ?, {marks})"
+            f" ON CONFLICT (bucket, model) DO UPDATE SET {_ADD}",
+            [(*key, *sums) for key, sums in self.buckets.items()])
+        tx.executemany(f"DELETE FROM {p}usage_buckets WHERE bucket = ? AND model = ? AND entries = 0",
+                       [key for key, sums in self.buckets.items() if sums[-1] <= 0])
+        far = (1 << 62, -(1 << 62))
+        tx.executemany(
+            f"INSERT INTO {p}usage_sessions (session, model, {columns}, first_ms, last_ms) VALUES (?, ?, {marks}, ?, ?)"
+            f" ON CONFLICT (session, model) DO UPDATE SET {_ADD},"
+            " first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
+            [(*key, *sums, *self.times.get(key, far)) for key, sums in self.sessions.items()])
+        tx.executemany(f"DELETE FROM {p}usage_sessions WHERE session = ? AND model = ? AND entries = 0",
+                       [key for key, sums in self.sessions.items() if sums[-1] <= 0])
+        # A replaced copy may have held a session's first or last time: recompute those rows.
+        tx.executemany(
+            f"UPDATE {p}usage_sessions SET"
+            f" first_ms = (SELECT min(ms) FROM {p}usage_entries e WHERE e.session = ?1 AND e.model = ?2),"
+            f" last_ms = (SELECT max(ms) FROM {p}usage_entries e WHERE e.session = ?1 AND e.model = ?2)"
+            " WHERE session = ?1 AND model = ?2",
+            sorted(self.removed_sessions))
