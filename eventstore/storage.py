@@ -115,6 +115,9 @@ class Database:
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
         self.path = Path(path)
         self._depth = 0
+        self.migrated_from = 0
+        self.applied_migrations: list[tuple[int, str]] = []
+        """(version, name) of the migrations this open applied; the Store records them in `audit`."""
         with translated(self.path):
             prepare_path(self.path)
             self.conn = apsw.Connection(
@@ -232,6 +235,7 @@ class Database:
         return self.conn.execute("PRAGMA user_version").fetchall()[0][0]
 
     def _migrate(self) -> None:
+        self.migrated_from = self.schema_version()
         for version, name, sql in migrations():
             if self.schema_version() >= version:
                 continue
@@ -249,6 +253,7 @@ class Database:
                     (version, name, now_ms()),
                 )
                 conn.execute(f"PRAGMA user_version = {version:d}")
+            self.applied_migrations.append((version, name))
 
 
 def now_ms() -> int:
