@@ -51,7 +51,9 @@ __all__ = [
     "ReplayReport",
     "Runner",
     "UnknownProjection",
+    "check_tables",
     "discover",
+    "reserved_tables",
 ]
 
 BATCH_SIZE = 5_000
@@ -92,6 +94,7 @@ CREATE TABLE IF NOT EXISTS projection_rebuilds (
 
 _OWN_TABLES = ("projection_checkpoints", "projection_errors", "projection_rebuilds")
 _GENERATION_TABLE = re.compile(r"^r(\d+)_(.+)$")
+_CREATE_TABLE = re.compile(r"CREATE\s+(?:VIRTUAL\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)", re.IGNORECASE)
 _REASON_MAX = 1_000
 
 
@@ -179,8 +182,41 @@ def discover() -> list[Projection]:
             warnings.warn(f"two projections are named {projection.name!r}; keeping the first",
                           RuntimeWarning, stacklevel=2)
             continue
+        try:
+            check_tables([*found.values(), projection])
+        except ValueError as exc:
+            warnings.warn(f"projection entry point {entry.name!r} ignored: {exc}", RuntimeWarning, stacklevel=2)
+            continue
         found[projection.name] = projection
     return list(found.values())
+
+
+def reserved_tables() -> frozenset[str]:
+    """Tables no projection may own: the log's (from its migrations) and the runner's."""
+    from eventstore.storage import migrations
+
+    names = {m.group(1).lower() for _, _, sql in migrations() for m in _CREATE_TABLE.finditer(sql)}
+    return frozenset(names | {"migrations"} | set(_OWN_TABLES))
+
+
+def check_tables(projections: Iterable[Projection]) -> None:
+    """Refuse projections whose tables are the log's, the runner's, SQLite's or another projection's.
+
+    The runner drops a projection's tables when it builds or swaps them; the append-only
+    triggers do not stop DROP TABLE, so this check is what keeps a projection off the log.
+    """
+    reserved = reserved_tables()
+    owners: dict[str, str] = {}
+    for projection in projections:
+        if not projection.tables:
+            raise ValueError(f"projection {projection.name!r} declares no tables")
+        for table in projection.tables:
+            lowered = table.lower()
+            if lowered in reserved or lowered.startswith("sqlite_") or _GENERATION_TABLE.match(lowered):
+                raise ValueError(f"projection {projection.name!r} may not own table {table!r}")
+            if lowered in owners and owners[lowered] != projection.name:
+                raise ValueError(f"projections {owners[lowered]!r} and {projection.name!r} both own table {table!r}")
+            owners[lowered] = projection.name
 
 
 class Runner:
@@ -199,6 +235,7 @@ class Runner:
             if projection.name in self.projections:
                 raise ValueError(f"two projections are named {projection.name!r}")
             self.projections[projection.name] = projection
+        check_tables(self.projections.values())
         self.batch_size = batch_size
         self._ensure_schema()
         store.after_append.append(self._after_append)

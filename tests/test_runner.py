@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventstore import Store
-from projections.runner import RebuildBusy, Runner, UnknownProjection
+from projections.runner import RebuildBusy, Runner, UnknownProjection, check_tables
 from projection_helpers import Counter, counts, new_event
 
 
@@ -190,6 +190,21 @@ def test_for_store_returns_one_runner_per_store(store):
     assert Runner.for_store(store) is runner
     assert store.after_append.count(runner._after_append) == 1
 
+
+
+
+@pytest.mark.parametrize("table", ["events", "EVENTS", "streams", "sources", "migrations", "projection_checkpoints",
+                                   "sqlite_stat1", "r3_counts"])
+def test_a_projection_cannot_own_the_logs_tables(store, table):
+    append_types(store, "a")
+    with pytest.raises(ValueError, match="may not own"):
+        Runner(store, [Counter(table=table)])
+    assert store.head() == 1  # and nothing was dropped
+
+
+def test_two_projections_cannot_share_a_table():
+    with pytest.raises(ValueError, match="both own"):
+        check_tables([Counter(), Counter(name="other")])
 
 
 # The replay command
