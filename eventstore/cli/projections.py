@@ -44,6 +44,13 @@ def local_ms(moment: datetime) -> int:
     return round(moment.astimezone().timestamp() * 1000)
 
 
+def local_time(iso_time: str | None) -> str:
+    """An ISO-8601 UTC time as local 'YYYY-MM-DD HH:MM' for people."""
+    if iso_time is None:
+        return ""
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def day_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
     """--since/--until YYYYMMDD (local days, both inclusive) as a [start, end) range in ms."""
     start = local_ms(local_day_start(since, "--since")) if since else None
@@ -61,10 +68,14 @@ def replay(names: tuple[str, ...], as_json: bool, db: str | None) -> None:
     """Rebuild projections from the log into fresh tables, swapped in when complete."""
     with open_store(db) as store:
         runner = runner_for(store)
-        if as_json or not sys.stderr.isatty():
+        if as_json or not sys.stdout.isatty():
             report = runner.rebuild(names or None)
         else:
             report = _replay_with_progress(runner, names or None)
+        from eventstore.audit import record_now
+
+        record_now(store, "replay", {"projections": report.projections, "events": report.events,
+                                     "seconds": report.seconds})
     if as_json:
         emit_json(report)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
-from eventstore.cli.projections import catch_up, day_range
+from eventstore.cli.projections import catch_up, day_range, local_time
 
 
 @click.command()
@@ -33,18 +33,10 @@ def sessions(project: str | None, since: str | None, until: str | None, limit: i
         click.echo("no sessions")
         return
     print_table(None, ["started", "project", "title", "msgs", "agents", "models", "tokens", "cost", "session"], (
-        (_local(r.started_at), r.project, _short(r.title, 60), r.messages, r.subagents, ", ".join(r.models),
+        (local_time(r.started_at), r.project, _short(r.title, 60), r.messages, r.subagents, ", ".join(r.models),
          f"{r.totalTokens:,}", f"${r.totalCost:.2f}", r.session_id[:8])
         for r in rows
     ))
-
-
-def _local(iso_time: str | None) -> str:
-    from datetime import datetime
-
-    if iso_time is None:
-        return ""
-    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _short(text: str | None, width: int) -> str:

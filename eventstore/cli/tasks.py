@@ -9,7 +9,7 @@ from datetime import datetime
 import click
 
 from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
-from eventstore.cli.projections import local_ms, runner_for
+from eventstore.cli.projections import local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
 STATUS_CHOICES = ("pending", "in_progress", "completed", "deleted")
@@ -39,6 +39,8 @@ def _parse_as_of(text: str) -> int:
 def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_of: str | None, as_json: bool,
           db: str | None) -> None:
     """Tasks, by priority (high, medium, low, none) then most recently updated."""
+    if db:  # `tasks --db X add ...`: the subcommand finds it through the context
+        ctx.ensure_object(dict)["db"] = db
     if ctx.invoked_subcommand is not None:
         return
     from projections.tasks import list_tasks, parse_status_filter
@@ -57,7 +59,7 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
         click.echo("no tasks")
         return
     print_table(None, ["id", "priority", "status", "title", "source", "updated", "v"], (
-        (r.task_id, r.priority or "", r.status, r.title, r.source, r.updated_at, r.version) for r in rows
+        (r.task_id, r.priority or "", r.status, r.title, r.source, local_time(r.updated_at), r.version) for r in rows
     ))
 
 
