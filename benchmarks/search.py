@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -94,11 +93,13 @@ def sizes(store: Store) -> dict[str, int]:
 
 
 def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of some values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def run(args) -> dict:
+    """Generate (or reuse) the tree, build the indexes, time the queries; the report as a dict."""
     work = Path(args.work or tempfile.mkdtemp(prefix="es-search-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     root, raw = tree(work, args.mb, args.seed)
@@ -169,6 +170,7 @@ def run(args) -> dict:
 
 
 def main() -> None:
+    """Parse arguments, run, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500, help="Size of the generated tree in MB.")
     parser.add_argument("--seed", type=int, default=1)

@@ -42,6 +42,7 @@ class FtsOptions(msgspec.Struct, frozen=True, kw_only=True):
     text: TextOptions = TextOptions()
 
     def identity(self) -> str:
+        """A string naming these options, for the projection version."""
         return "|".join((" ".join(self.text_tokenize), " ".join(self.code_tokenize), self.content,
                          str(int(self.contentless_delete)), self.code_detail, self.text.identity()))
 

@@ -1,5 +1,7 @@
 """What of a transcript line is searchable: the text, its role, and the code and paths in it.
 
+Also `NameTables`, the session and project number tables both search projections keep.
+
 Shared by the full-text and vector projections (which index it) and by search (which reads an
 event back from the log to build a snippet), so all three see the same text for an event.
 Images and base64 payloads are never searchable; tool results and tool inputs are truncated

@@ -232,6 +232,8 @@ def _state(rows, p: str = "") -> _State | None:
 
 
 def _reader(store):
+    """A function running one read query on the store (as projections.search.reader)."""
+
     def rows(sql: str, params=()) -> list[tuple]:
         with store.db.read() as conn:
             return conn.execute(sql, params).fetchall()
