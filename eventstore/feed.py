@@ -15,6 +15,8 @@ from typing import IO
 
 import msgspec
 
+from eventstore import audit
+from eventstore.audit import AUDIT_STREAM
 from eventstore.errors import EventIdConflict
 from eventstore.store import Store
 from schemas.envelope import RecordedEvent
@@ -128,17 +130,24 @@ def read_lines(source: IO[bytes]) -> Iterator[RecordedEvent]:
 
 
 def import_events(store: Store, source: IO[bytes]) -> ImportReport:
-    """Append an export's events, keeping ids and versions; report streams that conflict."""
+    """Append an export's events, keeping ids and versions; report streams that conflict.
+
+    The import itself is recorded as one `audit.import` event with its counts.
+    """
     report = ImportReport()
     blocked: set[str] = set()
     batch: list[RecordedEvent] = []
 
-    def flush() -> None:
+    def flush(last: bool = False, failure: str | None = None) -> None:
         with store.transaction() as tx:
             head = tx.head()
             for event in batch:
                 if event.stream in blocked:
                     continue
+                if event.stream == AUDIT_STREAM:
+                    # Another store's administrative records: they keep their ids and times, and
+                    # continue this store's own audit stream (its versions are local).
+                    event = msgspec.structs.replace(event, version=tx.stream_version(AUDIT_STREAM) + 1)
                 try:
                     position = tx.append_recorded(event)
                 except EventIdConflict as exc:
@@ -152,15 +161,27 @@ def import_events(store: Store, source: IO[bytes]) -> ImportReport:
                     report.appended += 1
                 else:
                     report.duplicates += 1
+            if last:  # one audit event per import, committed with its last batch
+                audit.record(tx, "import", {
+                    "events": report.events, "appended": report.appended, "duplicates": report.duplicates,
+                    "conflicts": len(report.conflicts),
+                    "conflicting_streams": sorted({c.stream for c in report.conflicts})[:100],
+                    **({"failed": failure} if failure else {}),
+                })
         batch.clear()
 
-    for event in read_lines(source):
-        report.events += 1
-        batch.append(event)
-        if len(batch) >= IMPORT_BATCH:
-            flush()
-    if batch:
-        flush()
+    try:
+        for event in read_lines(source):
+            report.events += 1
+            batch.append(event)
+            if len(batch) >= IMPORT_BATCH:
+                flush()
+    except ValueError as exc:
+        batch.clear()  # the unfinished batch is dropped; batches already committed are recorded
+        if report.appended:
+            flush(last=True, failure=str(exc))
+        raise
+    flush(last=True)
     return report
 
 

@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "sessions": "eventstore.cli.sessions:sessions",
     "tasks": "eventstore.cli.tasks:tasks",
     "usage": "eventstore.cli.usage:usage",
+    "check": "eventstore.cli.ops:check_",
+    "backup": "eventstore.cli.ops:backup",
+    "redact": "eventstore.cli.ops:redact",
+    "audit": "eventstore.cli.ops:audit_",
+    "bench": "eventstore.cli.ops:bench",
 }
 """Command name -> "module:attribute" of its click command."""
 

@@ -1,0 +1,361 @@
+"""`eventstore redact`: the one sanctioned rewrite of stored payloads.
+
+A secret pasted into a session (an API key, a password) is in the log forever unless it is
+taken out. `redact(store, pattern)` finds every payload whose bytes match a regular
+expression and replaces each match with `[REDACTED]`:
+
+1. events are rewritten in batches, one transaction each: the append-only triggers are dropped,
+   the payloads re-encoded and updated, each event marked in `redacted_events`, and the
+   triggers re-created from their own stored SQL, all in that one transaction (no other
+   writer ever sees the table without its triggers, and a crash leaves it whole);
+2. quarantined lines are redacted too (they are raw transcript bytes);
+3. a compression dictionary is trained from samples of payloads, so it may hold the secret
+   itself: such a dictionary is replaced by a newly trained one, every event it compressed is
+   re-encoded, and it is deleted (the new one is inserted first, so its id is higher and every
+   process switches to it at its next write);
+4. the operation is recorded as an `audit.redact` event: a SHA-256 of the pattern, never the
+   pattern (it may be the secret itself), how many events, by whom, when;
+5. every projection that reads the affected event types is rebuilt, so no read model keeps the
+   text;
+6. `PRAGMA secure_delete` is on throughout (freed content is zeroed), then VACUUM rewrites the
+   file and a TRUNCATE checkpoint empties the WAL, so the bytes are gone from the database
+   file and its WAL, not only from its tables.
+
+An event's id is left as it is: ids are identities, not checksums, even where a transcript
+line's id was derived from its content. A later copy of the original line (the file read
+again, an import) is then recognised as the event it is, and not stored again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterable
+
+import apsw
+import msgspec
+import zstandard
+
+from eventstore import audit
+from eventstore.codec import LEVEL, SMALLEST_COMPRESSED
+from eventstore.errors import EventStoreError, StoreBusy
+from eventstore.storage import translated
+from eventstore.store import Store
+
+REPLACEMENT = b"[REDACTED]"
+BATCH = 1_000
+SCAN_BATCH = 5_000
+LISTED_POSITIONS = 1_000
+"""The audit event lists at most this many positions (its count is always complete)."""
+WAIT_SECONDS = 60.0
+"""How long to wait for another process's rebuild, or for readers to leave the WAL."""
+
+Progress = Callable[[str], None]
+
+
+class RedactError(EventStoreError):
+    """A redaction that cannot be done as asked (the message says why)."""
+
+
+class RedactReport(msgspec.Struct, kw_only=True):
+    """What a redaction did, or with `dry_run` would do (the `redact --json` document)."""
+
+    pattern_sha256: str
+    dry_run: bool
+    events: int = 0
+    matches: int = 0
+    positions: list[int] = msgspec.field(default_factory=list)
+    event_types: list[str] = msgspec.field(default_factory=list)
+    quarantined_lines: int = 0
+    dictionaries_replaced: int = 0
+    events_reencoded: int = 0
+    projections_rebuilt: list[str] = msgspec.field(default_factory=list)
+    audit_position: int | None = None
+    vacuumed: bool = False
+    wal_truncated: bool = False
+    seconds: float = 0.0
+
+
+def pattern_hash(pattern: str) -> str:
+    """How the audit trail names a pattern: SHA-256 of its UTF-8 bytes (verifiable, not reversible)."""
+    return "sha256:" + hashlib.sha256(pattern.encode("utf-8")).hexdigest()
+
+
+def compile_pattern(pattern: str) -> re.Pattern[bytes]:
+    """The pattern as a bytes regular expression; one that can match nothing at all is refused."""
+    try:
+        regex = re.compile(pattern.encode("utf-8"))
+    except re.error as exc:
+        raise RedactError(f"the pattern is not a regular expression: {exc}") from None
+    if regex.search(b"") is not None:
+        raise RedactError("the pattern matches the empty string, so it would redact between every byte; "
+                          "make it match at least one character")
+    return regex
+
+
+def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progress | None = None) -> RedactReport:
+    """Replace every match of `pattern` in stored payloads with [REDACTED], everywhere it is kept."""
+    started = time.perf_counter()
+    say = progress or (lambda _step: None)
+    regex = compile_pattern(pattern)
+    report = RedactReport(pattern_sha256=pattern_hash(pattern), dry_run=dry_run)
+    say("scanning")
+    found, types, head = _scan_events(store, regex, 0)
+    quarantined = _scan_quarantine(store, regex)
+    tainted = _tainted_dictionaries(store, regex)
+    report.quarantined_lines = len(quarantined)
+    report.dictionaries_replaced = len(tainted)
+    if dry_run:
+        report.events, report.positions = len(found), found[:LISTED_POSITIONS]
+        report.event_types = sorted(types)
+        report.projections_rebuilt = _affected_projections(store, types)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    audit_id = audit.new_event_id()
+    conn = store.db.conn
+    previous = conn.execute("PRAGMA secure_delete").fetchall()[0][0]
+    conn.execute("PRAGMA secure_delete = ON")  # https://www.sqlite.org/pragma.html#pragma_secure_delete
+    try:
+        redacted: list[int] = []
+        while found:
+            say(f"redacting {len(found)} events")
+            report.matches += _rewrite(store, regex, found, tainted, audit_id)
+            redacted.extend(found)
+            # A writer may have appended more of it since the scan (a transcript still being written).
+            found, more_types, head = _scan_events(store, regex, head)
+            types |= more_types
+        report.events, report.positions = len(redacted), redacted[:LISTED_POSITIONS]
+        report.event_types = sorted(types)
+        if quarantined:
+            _rewrite_quarantine(store, regex, quarantined)
+        if tainted:
+            say("replacing compression dictionaries")
+            report.events_reencoded = _replace_dictionaries(store, regex, tainted)
+        report.projections_rebuilt = _affected_projections(store, types)
+        report.audit_position = audit.record_now(store, "redact", {
+            "pattern_sha256": report.pattern_sha256, "events": report.events, "matches": report.matches,
+            "positions": report.positions, "positions_listed": len(report.positions),
+            "event_types": report.event_types, "quarantined_lines": report.quarantined_lines,
+            "dictionaries_replaced": report.dictionaries_replaced, "events_reencoded": report.events_reencoded,
+            "projections_rebuilt": report.projections_rebuilt,
+        }, event_id=audit_id)
+        if report.projections_rebuilt:
+            say(f"rebuilding {', '.join(report.projections_rebuilt)}")
+            _rebuild(store, report.projections_rebuilt)
+        say("vacuuming")
+        report.vacuumed = _vacuum(store)
+        report.wal_truncated = _truncate_wal(store)
+    finally:
+        conn.execute(f"PRAGMA secure_delete = {int(previous)}")
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+# ---------------------------------------------------------------- finding
+
+
+def _scan_events(store: Store, regex: re.Pattern[bytes], after: int) -> tuple[list[int], set[str], int]:
+    """Positions (after `after`) whose payload matches, their types, and the last position read."""
+    found: list[int] = []
+    types: set[str] = set()
+    codec = store.codec
+    while True:
+        with store.db.read() as conn:
+            rows = conn.execute("SELECT position, type, dict_id, data FROM events WHERE position > ?"
+                                " ORDER BY position LIMIT ?", (after, SCAN_BATCH)).fetchall()
+        if not rows:
+            return found, types, after
+        for position, type_, dict_id, data in rows:
+            if regex.search(codec.decode(dict_id, data)):
+                found.append(position)
+                types.add(type_)
+        after = rows[-1][0]
+
+
+def _scan_quarantine(store: Store, regex: re.Pattern[bytes]) -> list[int]:
+    with store.db.read() as conn:
+        return [qid for qid, line in conn.execute("SELECT quarantine_id, line FROM quarantine") if regex.search(line)]
+
+
+def _tainted_dictionaries(store: Store, regex: re.Pattern[bytes]) -> list[int]:
+    with store.db.read() as conn:
+        return [dict_id for dict_id, data in conn.execute("SELECT dict_id, data FROM dictionaries")
+                if regex.search(data)]
+
+
+def _affected_projections(store: Store, types: Iterable[str]) -> list[str]:
+    """Installed projections that read any of these event types (and so may hold their text)."""
+    types = set(types)
+    if not types:
+        return []
+    try:
+        from projections.runner import Runner
+    except ImportError:
+        return []
+    runner = Runner.for_store(store)
+    return [name for name, p in runner.projections.items() if p.handles is None or types & set(p.handles)]
+
+
+# ---------------------------------------------------------------- rewriting
+
+
+class _Encoder:
+    """Encodes rewritten payloads like the codec does, but never with a dictionary that holds the secret."""
+
+    def __init__(self, conn: apsw.Connection, avoid: Iterable[int]) -> None:
+        avoid = list(avoid)
+        sql = "SELECT dict_id, data FROM dictionaries"
+        if avoid:
+            sql += f" WHERE dict_id NOT IN ({','.join('?' * len(avoid))})"
+        rows = conn.execute(sql + " ORDER BY dict_id DESC LIMIT 1", avoid).fetchall()
+        zdict = None
+        self.dict_id = 0
+        if rows:
+            self.dict_id, data = rows[0]
+            zdict = zstandard.ZstdCompressionDict(data)
+        self._compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=zdict, write_checksum=False,
+                                                    write_dict_id=False, write_content_size=True)
+
+    def encode(self, data: bytes) -> tuple[int | None, bytes]:
+        if len(data) < SMALLEST_COMPRESSED:
+            return None, data
+        packed = self._compressor.compress(data)
+        if len(packed) >= len(data):
+            return None, data
+        return self.dict_id, packed
+
+
+def _without_triggers(tx) -> list[str]:
+    """Drop the events table's triggers inside `tx`; return their SQL to re-create them in the same `tx`."""
+    triggers = tx.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'events'")
+    for name, _ in triggers:
+        tx.execute(f'DROP TRIGGER "{name}"')
+    return [sql for _, sql in triggers]
+
+
+def _restore_triggers(tx, statements: list[str]) -> None:
+    for sql in statements:
+        tx.execute(sql)
+
+
+def _rewrite(store: Store, regex: re.Pattern[bytes], positions: list[int], avoid: list[int], audit_id: str) -> int:
+    """Redact the payloads at these positions, one transaction per batch; return how many matches."""
+    matches = 0
+    for start in range(0, len(positions), BATCH):
+        chunk = positions[start:start + BATCH]
+        with store.transaction() as tx:
+            encoder = _Encoder(store.db.conn, avoid)
+            triggers = _without_triggers(tx)
+            for position in chunk:
+                dict_id, data = tx.execute("SELECT dict_id, data FROM events WHERE position = ?", (position,))[0]
+                original = store.codec.decode(dict_id, data)
+                clean, count = regex.subn(REPLACEMENT, original)
+                if not count:
+                    continue
+                matches += count
+                new_dict_id, stored = encoder.encode(clean)
+                tx.execute("UPDATE events SET dict_id = ?, data = ? WHERE position = ?", (new_dict_id, stored, position))
+                tx.execute("INSERT OR IGNORE INTO redacted_events (position, redacted_at, audit_id) VALUES (?, ?, ?)",
+                           (position, tx.now, audit_id))
+            _restore_triggers(tx, triggers)
+    return matches
+
+
+def _rewrite_quarantine(store: Store, regex: re.Pattern[bytes], ids: list[int]) -> None:
+    for start in range(0, len(ids), BATCH):
+        with store.transaction() as tx:
+            for qid in ids[start:start + BATCH]:
+                line = tx.execute("SELECT line FROM quarantine WHERE quarantine_id = ?", (qid,))[0][0]
+                tx.execute("UPDATE quarantine SET line = ? WHERE quarantine_id = ?", (regex.sub(REPLACEMENT, line), qid))
+
+
+def _replace_dictionaries(store: Store, regex: re.Pattern[bytes], tainted: list[int]) -> int:
+    """Replace dictionaries that hold the secret: train a clean one, re-encode their events, delete them."""
+    with store.transaction() as tx:
+        new_id = store.codec.train(store.db.conn, tx.head(), tx.now)
+        clean = new_id is not None and not regex.search(
+            tx.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (new_id,))[0][0])
+        if new_id is not None and not clean:
+            tx.execute("DELETE FROM dictionaries WHERE dict_id = ?", (new_id,))
+            new_id = None
+        if new_id is None:
+            # Too little to train from: a small raw-content dictionary still takes the highest id, so
+            # every process stops compressing with the old one at its next write.
+            tx.execute("INSERT INTO dictionaries (created_at, trained_at, samples, data) VALUES (?, ?, 0, ?)",
+                       (tx.now, tx.head(), b'{"type":"user","message":{"role":"assistant","content":[{"type":"text",'
+                                           b'"text":"'))
+    store.codec.reload()
+    reencoded = 0
+    marks = ",".join("?" * len(tainted))
+    while True:
+        with store.transaction() as tx:
+            rows = tx.execute(f"SELECT position, dict_id, data FROM events WHERE dict_id IN ({marks}) LIMIT ?",
+                              (*tainted, BATCH))
+            if not rows:
+                tx.execute(f"DELETE FROM dictionaries WHERE dict_id IN ({marks})", tainted)
+                return reencoded
+            encoder = _Encoder(store.db.conn, tainted)
+            triggers = _without_triggers(tx)
+            for position, dict_id, data in rows:
+                new_dict_id, stored = encoder.encode(store.codec.decode(dict_id, data))
+                tx.execute("UPDATE events SET dict_id = ?, data = ? WHERE position = ?", (new_dict_id, stored, position))
+            _restore_triggers(tx, triggers)
+            reencoded += len(rows)
+
+
+# ---------------------------------------------------------------- read models and the file
+
+
+def _rebuild(store: Store, names: list[str]) -> None:
+    """Rebuild these projections from the (now redacted) log; wait for another process's rebuild."""
+    from projections.runner import RebuildBusy, Runner
+
+    runner = Runner.for_store(store)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            runner.rebuild(names)
+            break
+        except RebuildBusy:
+            if time.monotonic() > deadline:
+                raise RedactError("the log is redacted, but another process kept rebuilding projections, so "
+                                  f"{', '.join(names)} may still hold the text: run "
+                                  f"`eventstore replay {' '.join('--projection ' + n for n in names)}`") from None
+            time.sleep(0.5)
+    if "vectors" in names:
+        try:
+            from projections.vectors import drop_orphans, ensure_sqlite_vec
+        except ImportError:
+            return
+        ensure_sqlite_vec(store)
+        with store.transaction() as tx:
+            drop_orphans(tx)  # the replaced vector index, now referred to by nothing
+
+
+def _vacuum(store: Store) -> bool:
+    """Rewrite the whole database file, so no freed page keeps old bytes (https://www.sqlite.org/lang_vacuum.html)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            with translated(store.path):
+                store.db.conn.execute("VACUUM")
+            return True
+        except StoreBusy:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+
+def _truncate_wal(store: Store) -> bool:
+    """Copy the WAL into the database and truncate it to nothing; False if readers kept it in use."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        with translated(store.path):
+            busy, _, _ = store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]
+        if not busy:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
