@@ -68,7 +68,8 @@ def search(query: str, mode: str, project: str | None, session: str | None, role
         hits = search_lib.search(store, query, mode=mode, filters=filters, limit=limit, syntax=syntax)  # type: ignore[arg-type]
         waiting = pending_count(store) if mode != "fts" else 0
     if waiting:
-        warn(f"{waiting} messages are not embedded yet; vector results leave them out until a later search embeds them")
+        warn(f"{waiting} queued events and memories are not embedded yet (each search embeds up to "
+             f"{search_lib.EMBED_BEFORE_QUERY:,}); vector results leave them out until then")
     if as_json:
         import msgspec
 
