@@ -38,7 +38,15 @@ from typing import Any
 import msgspec
 
 from projections.pricing import Pricing, load_pricing
-from projections.usage_entries import USAGE_MARKER, UsageEntry, entries_from_record, entry_cost, parse_timestamp
+from projections.usage_entries import (
+    USAGE_MARKER,
+    UsageEntry,
+    _direct_entry,
+    _progress_entry,
+    entries_from_record,
+    entry_cost,
+    parse_timestamp,
+)
 from projections.usage_report import (
     BUCKET_SECONDS,
     NAME,
@@ -164,20 +172,25 @@ def record_entries(data: bytes) -> list[UsageEntry]:
     """The usage entries of one event's payload, by ccusage's rules (its `"usage":{` prefilter included)."""
     if USAGE_MARKER not in data:
         return []
-    record: Any = None
     if _REJECTED_NULL.search(data) is None:
         try:
-            record = msgspec.to_builtins(_LEAN.decode(data))
+            lean = msgspec.to_builtins(_LEAN.decode(data))
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            record = None  # an odd shape somewhere: read the whole record instead
-    if record is None:
-        try:
-            record = msgspec.json.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            return []
-    if not isinstance(record, dict):
+            pass  # an odd shape somewhere: read the whole record instead
+        else:
+            # `entries_from_record` without its walk for rejected nulls: the bytes have none.
+            message = lean.get("message")
+            entry = None
+            if isinstance(message, dict) and isinstance(message.get("usage"), dict):
+                entry = _direct_entry(lean, message)
+            if entry is None:
+                entry = _progress_entry(lean)
+            return [] if entry is None else [entry]
+    try:
+        record = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return []
-    return entries_from_record(record)
+    return entries_from_record(record) if isinstance(record, dict) else []
 
 
 class _Slot:

@@ -98,6 +98,8 @@ def zone_offsets(name: str | None) -> Offsets:
     if name is None:
         localtime = time.localtime
         return lambda seconds: localtime(seconds).tm_gmtoff
+    if name in ("UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"):
+        return lambda seconds: 0  # the common scripted case, without loading zoneinfo
     from datetime import datetime
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -137,16 +137,22 @@ def _print_table(kind: str, doc: dict) -> None:
     first = {"daily": "Date", "weekly": "Week", "monthly": "Month", "session": "Session"}[kind]
     table = Table(header_style="bold", show_footer=True)
     totals = doc["totals"]
-    table.add_column(first, footer="Total")
-    table.add_column("Models")
+    table.add_column(first, footer="Total", no_wrap=True)
+    table.add_column("Models", overflow="fold", min_width=12)
     for title, key in (("Input", "inputTokens"), ("Output", "outputTokens"), ("Cache create", "cacheCreationTokens"),
                        ("Cache read", "cacheReadTokens"), ("Total tokens", "totalTokens")):
         table.add_column(title, justify="right", footer=f"{totals[key]:,}")
     table.add_column("Cost (USD)", justify="right", footer=f"${totals['totalCost']:,.2f}")
     for row in rows:
         table.add_row(
-            row["period"], "\n".join(row["modelsUsed"]), f"{row['inputTokens']:,}", f"{row['outputTokens']:,}",
+            row["period"], "\n".join(_short_model(m) for m in row["modelsUsed"]), f"{row['inputTokens']:,}", f"{row['outputTokens']:,}",
             f"{row['cacheCreationTokens']:,}", f"{row['cacheReadTokens']:,}", f"{row['totalTokens']:,}",
             f"${row['totalCost']:,.2f}",
         )
     Console().print(table)
+
+
+def _short_model(name: str) -> str:
+    """A model name for a narrow column: `claude-opus-4-20250514-fast` -> `opus-4-fast`."""
+    parts = name.removeprefix("claude-").split("-")
+    return "-".join(p for p in parts if not (len(p) == 8 and p.isdigit())) or name
