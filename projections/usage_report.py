@@ -7,6 +7,11 @@ ccusage's `--json` does (`period` plus ccusage's own key: `date`, `week`, `month
 `sessionId`). Weeks start on Sunday, as in ccusage; days are calendar days in the given IANA
 zone, or the system zone (the C library's, which follows `$TZ` and /etc/localtime).
 
+A session is a Claude Code session (the stream `claude:session:<id>`), its subagents' usage
+included; ccusage 20 names sessions after files instead, so an old-layout `agent-*.jsonl`
+subagent file is a session of its own there. Sessions are listed most expensive first, as
+ccusage lists them.
+
 Bucket to day: every zone offset in use is a multiple of 15 minutes, so a bucket never
 straddles local midnight; offsets are sampled daily over the buckets' range and located to
 the bucket where they change, and SQLite sums the buckets of each day.
@@ -296,7 +301,9 @@ def report(kind: str, rows: list[tuple], *, since: str | None = None, until: str
             group.add(model, (i, o, cc, cr, pico, unpriced), first_ms)
             group.first = first_ms if group.first is None else min(group.first, first_ms)
             group.last = last_ms if group.last is None else max(group.last, last_ms)
-        ordered = sorted(groups.items(), key=lambda item: (item[1].last, item[0]))
+        # ccusage's order: the most expensive session first.
+        ordered = sorted(groups.items(), key=lambda item: (-sum(v[4] for v in item[1].models.values()),
+                                                           -(item[1].last or 0), item[0]))
         return {"session": [_row(kind, session, group) for session, group in ordered],
                 "totals": _totals(groups.values())}
     low = int(since) if since else None

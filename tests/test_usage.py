@@ -454,8 +454,9 @@ def test_since_and_until(spread_db: Path) -> None:
     # in India, 2026-02-01 starts at 18:30Z the day before
     sessions = usage_json(spread_db, "session", "--timezone", "Asia/Kolkata", "--until", "20260131")
     assert [(r["period"], r["inputTokens"]) for r in sessions["session"]] == [(SESSION_A, 100)]
-    everything = usage_json(spread_db, "session", "--timezone", "UTC")
-    assert [(r["period"], r["inputTokens"]) for r in everything["session"]] == [(SESSION_A, 1000), (SESSION_B, 1800)]
+    everything = usage_json(spread_db, "session", "--timezone", "UTC")["session"]
+    assert {r["period"]: r["inputTokens"] for r in everything} == {SESSION_A: 1000, SESSION_B: 1800}
+    assert [r["totalCost"] for r in everything] == sorted((r["totalCost"] for r in everything), reverse=True)
     bad = cli(spread_db, "usage", "daily", "--since", "2026-02-01", ok=False)
     assert bad.exit_code == 2 and "YYYYMMDD" in bad.stderr
     bad = cli(spread_db, "usage", "daily", "--timezone", "Mars/Olympus", ok=False)
