@@ -41,8 +41,7 @@ def load(name: str) -> ModuleType:
     path = directory / f"{name}.py"
     if not path.is_file():
         raise BenchUnavailable(f"{path} is missing from this checkout")
-    if str(directory) not in sys.path:
-        sys.path.insert(0, str(directory))
+    # Not added to sys.path here: benchmarks/projections.py would shadow the projections package.
     module_name = f"eventstore_benchmarks_{name}"
     if module_name in sys.modules:
         return sys.modules[module_name]

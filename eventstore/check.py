@@ -322,13 +322,19 @@ def _apply_isolated(tx, projection, events: Sequence) -> list[int]:
     """Apply a batch like the runner does: if it fails, event by event, skipping those that fail."""
     if not events:
         return []
+    conn = tx.store.db.conn
+
+    def undo(savepoint: str) -> None:
+        if conn.in_transaction:  # a full disk or an I/O error rolls back the whole transaction
+            tx.execute(f"ROLLBACK TO {savepoint}")
+            tx.execute(f"RELEASE {savepoint}")
+
     tx.execute("SAVEPOINT check_batch")
     try:
         with translated(tx.store.path):
             projection.apply(tx, events, SCRATCH)
     except EventStoreError:
-        tx.execute("ROLLBACK TO check_batch")
-        tx.execute("RELEASE check_batch")
+        undo("check_batch")
         raise
     except Exception:
         tx.execute("ROLLBACK TO check_batch")
@@ -342,9 +348,8 @@ def _apply_isolated(tx, projection, events: Sequence) -> list[int]:
             with translated(tx.store.path):
                 projection.apply(tx, [event], SCRATCH)
         except EventStoreError:
-            tx.execute("ROLLBACK TO check_event")
-            tx.execute("RELEASE check_event")
-            tx.execute("RELEASE check_batch")
+            undo("check_event")
+            undo("check_batch")
             raise
         except Exception:
             tx.execute("ROLLBACK TO check_event")

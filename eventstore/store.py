@@ -306,8 +306,9 @@ class Transaction:
                 positions = self._append_with_duplicates(events, encoded, expected_version)
             self._save_stream_versions()
         except BaseException:
-            self._conn.execute("ROLLBACK TO append")
-            self._conn.execute("RELEASE append")
+            if self._conn.in_transaction:  # a full disk or an I/O error rolls back the whole transaction
+                self._conn.execute("ROLLBACK TO append")
+                self._conn.execute("RELEASE append")
             del self._appended[mark:]
             self._streams = saved
             raise
