@@ -61,7 +61,10 @@ def measure_store(directory: Path, events: list[NewEvent], batch: int) -> float:
 
 
 def measure_ceiling(directory: Path, events: list[NewEvent]) -> float:
+    from eventstore.storage import PAGE_SIZE
+
     conn = apsw.Connection(str(directory / "ceiling.db"))
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # the same page size as the store's
     conn.execute("PRAGMA journal_mode = WAL").fetchall()
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE rows (id BLOB NOT NULL UNIQUE, data BLOB NOT NULL)")

@@ -83,7 +83,10 @@ def run_child(args: list[str]) -> tuple[str, float, int]:
 
 def ceiling(tree: Path, db: Path) -> dict:
     """Every line as a blob keyed by its hash, unique index, 10,000 lines a transaction."""
+    from eventstore.storage import PAGE_SIZE
+
     conn = apsw.Connection(str(db))
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # the same page size as the store's
     conn.execute("PRAGMA journal_mode = WAL").fetchall()
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE lines (hash BLOB NOT NULL UNIQUE, line BLOB NOT NULL)")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from pathlib import Path
 
 from eventstore import errors
-from eventstore.codec import Codec, register_sql_function
+from eventstore.codec import FIRST_TRAINING_AT, Codec, register_sql_function
 from eventstore.storage import Database, now_ms, translated
 from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
 from schemas.upcasting import upcasters
@@ -295,6 +295,10 @@ class Transaction:
         skipped and its stored position returned; with other content, `EventIdConflict`.
         """
         events = list(events)
+        codec = self.store.codec
+        if len(events) >= FIRST_TRAINING_AT and codec.compress and not codec.has_dictionary():
+            # A bulk load into a store without a dictionary: learn one from this batch first.
+            codec.train(self._conn, self.head(), self.now, [e.data for e in events])
         mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
         self._conn.execute("SAVEPOINT append")
         try:
