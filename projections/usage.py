@@ -30,15 +30,17 @@ nothing heavy so `eventstore usage` starts fast. Owns the tables in `UsageProjec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from hashlib import blake2b
+from operator import add, attrgetter
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from projections.pricing import Pricing, load_pricing
 from projections.usage_entries import (
+    _SEMVER_PREFIX,
+    SYNTHETIC_MODEL,
     USAGE_MARKER,
     UsageEntry,
     _direct_entry,
@@ -60,14 +62,13 @@ from schemas.transcript_events import OTHER, session_of_stream
 __all__ = ["UsageProjection", "session_totals"]
 
 _BUCKET_MS = BUCKET_SECONDS * 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 DDL = """
 -- One row per API response (dedupe slot): the copy kept so far.
 CREATE TABLE {p}usage_entries (
     slot           INTEGER PRIMARY KEY,  -- creation order = log order of the first copy
     message_id     TEXT,                 -- NULL: no message.id, never deduplicated
+    id_key         INTEGER,              -- 64-bit hash of message_id: a small index to find copies by
     request_id     TEXT NOT NULL,        -- '' when the record has no requestId
     is_sidechain   INTEGER NOT NULL,
     total          INTEGER NOT NULL,     -- input + output + cache creation + cache read
@@ -77,6 +78,7 @@ CREATE TABLE {p}usage_entries (
     ms             INTEGER NOT NULL,     -- its timestamp, ms since the epoch (UTC)
     session        TEXT NOT NULL,
     model          TEXT NOT NULL,        -- '' when absent; '-fast' suffix for fast mode
+    session_key    INTEGER NOT NULL,     -- 64-bit hash of session and model
     input_tokens   INTEGER NOT NULL,
     output_tokens  INTEGER NOT NULL,
     cache_creation INTEGER NOT NULL,
@@ -84,8 +86,10 @@ CREATE TABLE {p}usage_entries (
     cost_pico      INTEGER NOT NULL,     -- round(cost * 1e12)
     unpriced       INTEGER NOT NULL      -- 1: the model has no price and no costUSD was logged
 );
-CREATE INDEX {p}usage_entries_key ON {p}usage_entries (message_id, request_id);
-CREATE INDEX {p}usage_entries_session ON {p}usage_entries (session, model, ms);
+-- Integer keys, not the ids themselves: random inserts into a text index of 60-byte keys cost
+-- most of a replay (every batch rewrote most of its pages).
+CREATE INDEX {p}usage_entries_id ON {p}usage_entries (id_key);
+CREATE INDEX {p}usage_entries_session ON {p}usage_entries (session_key, ms);
 
 -- Per UTC 15-minute bucket (ms // 900000) and model.
 CREATE TABLE {p}usage_buckets (
@@ -121,15 +125,107 @@ CREATE TABLE {p}usage_sessions (
 _SUMS = ("input_tokens", "output_tokens", "cache_creation", "cache_read", "cost_pico", "unpriced", "entries")
 _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 
-# ccusage drops a record with one of these keys null anywhere in it; when none is, the lean
-# decoder below (which skips message content) sees everything the rules read.
-_REJECTED_NULL = re.compile(
-    rb'"(?:id|cwd|model|speed|costUSD|version|sessionId|requestId|isApiErrorMessage'
-    rb'|cache_read_input_tokens|cache_creation_input_tokens)"\s*:\s*null'
-)
+# ccusage drops a record with one of these keys null anywhere in it; when none is, the typed
+# and lean decoders below (which skip message content) see everything the rules read.
+_NULL_REJECTED = frozenset((b"id", b"cwd", b"model", b"speed", b"costUSD", b"version", b"sessionId", b"requestId",
+                            b"isApiErrorMessage", b"cache_read_input_tokens", b"cache_creation_input_tokens"))
+_JSON_SPACE = b" \t\r\n"
 
 
-# Lean decoders: the fields `entries_from_record` reads, absent ones left out.
+def has_rejected_null(data: bytes) -> bool:
+    """Whether a key ccusage rejects when null (`"id": null`, ...) is null anywhere in these JSON bytes.
+
+    Scans each `null` back to its key; inside a JSON string a quote is escaped, so text that
+    merely looks like such a key never counts, and a false alarm only costs the slow path.
+    """
+    find, rfind = data.find, data.rfind
+    at = find(b"null")
+    while at != -1:
+        j = at - 1
+        while j >= 0 and data[j] in _JSON_SPACE:
+            j -= 1
+        if j > 0 and data[j] == 58:  # ':'
+            j -= 1
+            while j >= 0 and data[j] in _JSON_SPACE:
+                j -= 1
+            if j > 0 and data[j] == 34 and data[rfind(b'"', 0, j) + 1:j] in _NULL_REJECTED:  # '"'
+                return True
+        at = find(b"null", at + 4)
+    return False
+
+
+# The common case, typed: a well-formed assistant record. msgspec checks every type in C
+# (skipping the message content); a record it rejects takes the general path below, so a
+# record this path accepts gets exactly the entry `entries_from_record` would give it.
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _TypedCacheCreation(msgspec.Struct, gc=False):
+    ephemeral_5m_input_tokens: _Count = 0
+    ephemeral_1h_input_tokens: _Count = 0
+
+
+class _TypedUsage(msgspec.Struct, gc=False):
+    input_tokens: _Count
+    output_tokens: _Count
+    cache_creation_input_tokens: _Count = 0
+    cache_read_input_tokens: _Count = 0
+    cache_creation: _TypedCacheCreation | None = None
+    speed: Literal["standard", "fast"] | None = None
+
+
+class _TypedMessage(msgspec.Struct, gc=False):
+    usage: _TypedUsage
+    id: str | None = None
+    model: str | None = None
+
+
+class _TypedRecord(msgspec.Struct, gc=False):
+    message: _TypedMessage
+    timestamp: str
+    sessionId: str | None = None
+    version: str | None = None
+    requestId: str | None = None
+    isSidechain: bool | None = None
+    costUSD: float | None = None
+    isApiErrorMessage: bool | None = None
+    uuid: Any = None
+
+
+_TYPED = msgspec.json.Decoder(_TypedRecord)
+
+
+def _typed_entry(data: bytes) -> UsageEntry | None:
+    """The entry of a well-formed assistant record; None: let the general path decide."""
+    try:
+        record = _TYPED.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    message = record.message
+    version = record.version
+    if (record.sessionId == "" or record.requestId == "" or message.id == "" or not message.model
+            or message.model == SYNTHETIC_MODEL or record.isApiErrorMessage
+            or (version is not None and not _SEMVER_PREFIX.match(version))
+            or parse_timestamp(record.timestamp) is None):
+        return None
+    usage = message.usage
+    split = usage.cache_creation
+    if split is None:
+        write_5m, write_1h = usage.cache_creation_input_tokens, 0
+    else:
+        write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
+    return UsageEntry(
+        message_id=message.id, request_id=record.requestId, session_id=record.sessionId,
+        is_sidechain=record.isSidechain is True, timestamp=record.timestamp, model=message.model,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cache_creation_tokens=write_5m + write_1h, cache_read_tokens=usage.cache_read_input_tokens,
+        cache_creation_5m_tokens=write_5m, cache_creation_1h_tokens=write_1h, speed=usage.speed,
+        cost_usd=record.costUSD, from_progress=False, uuid=record.uuid if isinstance(record.uuid, str) else None,
+    )
+
+
+# The general path, lean: the fields `entries_from_record` reads, absent ones left out.
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -172,36 +268,53 @@ def record_entries(data: bytes) -> list[UsageEntry]:
     """The usage entries of one event's payload, by ccusage's rules (its `"usage":{` prefilter included)."""
     if USAGE_MARKER not in data:
         return []
-    if _REJECTED_NULL.search(data) is None:
+    if not has_rejected_null(data):
+        entry = _typed_entry(data)
+        if entry is not None:
+            return [entry]
         try:
             lean = msgspec.to_builtins(_LEAN.decode(data))
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # an odd shape somewhere: read the whole record instead
         else:
-            # `entries_from_record` without its walk for rejected nulls: the bytes have none.
-            message = lean.get("message")
-            entry = None
-            if isinstance(message, dict) and isinstance(message.get("usage"), dict):
-                entry = _direct_entry(lean, message)
-            if entry is None:
-                entry = _progress_entry(lean)
-            return [] if entry is None else [entry]
+            return _rules(_lean_entries, lean)
     try:
         record = msgspec.json.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return []
-    return entries_from_record(record) if isinstance(record, dict) else []
+    return _rules(entries_from_record, record) if isinstance(record, dict) else []
+
+
+def _lean_entries(lean: dict[str, Any]) -> list[UsageEntry]:
+    """`entries_from_record` without its walk for rejected nulls (the bytes have none)."""
+    message = lean.get("message")
+    entry = None
+    if isinstance(message, dict) and isinstance(message.get("usage"), dict):
+        entry = _direct_entry(lean, message)
+    if entry is None:
+        entry = _progress_entry(lean)
+    return [] if entry is None else [entry]
+
+
+def _rules(read, record: dict[str, Any]) -> list[UsageEntry]:
+    try:
+        return read(record)
+    except TypeError:
+        # usage_entries tests `speed in {...}`, which raises for a list or object `speed`;
+        # ccusage rejects such a record, and so do we.
+        return []
 
 
 class _Slot:
     """One API response's kept copy, as stored in `usage_entries`."""
 
-    __slots__ = ("slot", "message_id", "request_id", "is_sidechain", "total", "cost", "has_speed", "position",
-                 "ms", "session", "model", "input_tokens", "output_tokens", "cache_creation", "cache_read",
+    __slots__ = ("slot", "message_id", "id_key", "request_id", "is_sidechain", "total", "cost", "has_speed",
+                 "position", "ms", "session", "model", "session_key", "input_tokens", "output_tokens",
+                 "cache_creation", "cache_read",
                  "cost_pico", "unpriced")
 
     def row(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return _ROW(self)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> _Slot:
@@ -222,6 +335,7 @@ class _Slot:
 
 
 _COLUMNS = ", ".join(_Slot.__slots__)
+_ROW = attrgetter(*_Slot.__slots__)
 
 
 class UsageProjection:
@@ -258,23 +372,49 @@ class UsageProjection:
             _Batch(tx, prefix, self.pricing).run(found)
 
 
-def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing) -> _Slot:
-    moment = parse_timestamp(entry.timestamp)
-    assert moment is not None  # entries_from_record accepts only timestamps it parses
+def _key(text: str) -> int:
+    """A stable signed 64-bit hash (SQLite's INTEGER)."""
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def timestamp_ms(text: str) -> int:
+    """Milliseconds since the epoch of a timestamp `parse_timestamp` accepted, without building a datetime."""
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 \
+        + day - 1 - 719468
+    seconds = days * 86400 + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
+    millis = int(text[20:23]) if text[19] == "." else 0
+    zone = text[23:] if text[19] == "." else text[19:]
+    if zone != "Z":  # +HH:MM or -HH:MM
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        seconds += -offset if zone[0] == "+" else offset
+    return seconds * 1000 + millis
+
+
+def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing, keys: dict[tuple[str, str], int]) -> _Slot:
     cost = entry_cost(pricing, entry)
     slot = _Slot()
     slot.slot = None
     slot.message_id = entry.message_id
+    slot.id_key = None if entry.message_id is None else _key(entry.message_id)
     slot.request_id = entry.request_id or ""
     slot.is_sidechain = int(entry.is_sidechain)
     slot.total = entry.total_tokens
     slot.cost = 0.0 if cost is None else cost
     slot.has_speed = int(entry.speed is not None)
     slot.position = event.position
-    slot.ms = (moment - _EPOCH) // _MS
+    slot.ms = timestamp_ms(entry.timestamp)
     slot.session = session_of_stream(event.stream) or entry.session_id or ""
     model = entry.model or ""
     slot.model = model + "-fast" if model and entry.speed == "fast" else model
+    pair = (slot.session, slot.model)
+    session_key = keys.get(pair)
+    if session_key is None:
+        session_key = keys[pair] = _key(f"{slot.session}\0{slot.model}")
+    slot.session_key = session_key
     slot.input_tokens = entry.input_tokens
     slot.output_tokens = entry.output_tokens
     slot.cache_creation = entry.cache_creation_tokens
@@ -295,21 +435,25 @@ class _Batch:
         self.changed: set[int] = set()
         self.buckets: dict[tuple[int, str], list[int]] = {}
         self.sessions: dict[tuple[str, str], list[int]] = {}
-        self.removed_sessions: set[tuple[str, str]] = set()
+        self.removed_sessions: set[tuple[str, str, int]] = set()
         self.times: dict[tuple[str, str], list[int]] = {}
+        self.session_keys: dict[tuple[str, str], int] = {}
         self.next_slot = 1
 
     def run(self, found: list[tuple[RecordedEvent, UsageEntry]]) -> None:
         tx, p = self.tx, self.p
-        ids = sorted({entry.message_id for _, entry in found if entry.message_id is not None})
+        ids = {entry.message_id for _, entry in found if entry.message_id is not None}
         if ids:
+            keys = sorted({_key(message_id) for message_id in ids})
             for row in tx.execute(
-                f"SELECT {_COLUMNS} FROM {p}usage_entries WHERE message_id IN (SELECT value FROM json_each(?))"
-                " ORDER BY slot", (msgspec.json.encode(ids),)):
-                self._remember(_Slot.from_row(row))
+                f"SELECT {_COLUMNS} FROM {p}usage_entries WHERE id_key IN (SELECT value FROM json_each(?))"
+                " ORDER BY slot", (msgspec.json.encode(keys),)):
+                slot = _Slot.from_row(row)
+                if slot.message_id in ids:  # not another id with the same hash
+                    self._remember(slot)
         self.next_slot = tx.execute(f"SELECT coalesce(max(slot), 0) + 1 FROM {p}usage_entries")[0][0]
         for event, entry in found:
-            self._add(_to_slot(event, entry, self.pricing))
+            self._add(_to_slot(event, entry, self.pricing, self.session_keys))
         self._write()
 
     def _remember(self, slot: _Slot) -> None:
@@ -341,7 +485,7 @@ class _Batch:
         if not new.better_than(kept):
             return
         self._count(kept, -1)
-        self.removed_sessions.add((kept.session, kept.model))
+        self.removed_sessions.add((kept.session, kept.model, kept.session_key))
         del self.exact[(kept.message_id, kept.request_id)]
         new.slot = kept.slot
         self.slots[new.slot] = new
@@ -350,15 +494,12 @@ class _Batch:
         self._count(new, 1)
 
     def _count(self, slot: _Slot, sign: int) -> None:
-        values = (slot.input_tokens, slot.output_tokens, slot.cache_creation, slot.cache_read, slot.cost_pico,
-                  slot.unpriced, 1)
+        values = (sign * slot.input_tokens, sign * slot.output_tokens, sign * slot.cache_creation,
+                  sign * slot.cache_read, sign * slot.cost_pico, sign * slot.unpriced, sign)
         for table, key in ((self.buckets, (slot.ms // _BUCKET_MS, slot.model)),
                            (self.sessions, (slot.session, slot.model))):
             sums = table.get(key)
-            if sums is None:
-                sums = table[key] = [0] * len(values)
-            for i, value in enumerate(values):
-                sums[i] += sign * value
+            table[key] = values if sums is None else tuple(map(add, sums, values))
         if sign > 0:
             times = self.times.setdefault((slot.session, slot.model), [slot.ms, slot.ms])
             times[0] = min(times[0], slot.ms)
@@ -387,7 +528,9 @@ class _Batch:
         # A replaced copy may have held a session's first or last time: recompute those rows.
         tx.executemany(
             f"UPDATE {p}usage_sessions SET"
-            f" first_ms = (SELECT min(ms) FROM {p}usage_entries e WHERE e.session = ?1 AND e.model = ?2),"
-            f" last_ms = (SELECT max(ms) FROM {p}usage_entries e WHERE e.session = ?1 AND e.model = ?2)"
+            f" first_ms = (SELECT min(ms) FROM {p}usage_entries e"
+            "              WHERE e.session_key = ?3 AND e.session = ?1 AND e.model = ?2),"
+            f" last_ms = (SELECT max(ms) FROM {p}usage_entries e"
+            "             WHERE e.session_key = ?3 AND e.session = ?1 AND e.model = ?2)"
             " WHERE session = ?1 AND model = ?2",
             sorted(self.removed_sessions))

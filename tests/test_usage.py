@@ -33,7 +33,7 @@ from projections import usage_report
 from projections.pricing import load_pricing
 from projections.runner import Runner
 from projections.sessions import SessionsProjection
-from projections.usage import UsageProjection, record_entries
+from projections.usage import UsageProjection, has_rejected_null, record_entries, timestamp_ms
 from projections.usage_entries import dedupe, entries_from_record, entry_cost, parse_timestamp
 from schemas.envelope import RecordedEvent
 
@@ -78,12 +78,12 @@ def assistant(*, mid: str | None = "msg_1", req: str | None = "req_1", ts: str =
 
 def progress(inner: dict[str, Any], *, ts: str | None = None) -> dict[str, Any]:
     """A parent-transcript progress record embedding a subagent's assistant message."""
-    embedded = {"type": "assistant", "timestamp": inner["timestamp"], "message": inner["message"],
+    embedded = {"type": "assistant", "timestamp": inner.get("timestamp"), "message": inner["message"],
                 "requestId": inner.get("requestId"), "uuid": str(uuid.uuid4())}
     return {"parentUuid": None, "isSidechain": False, "type": "progress",
             "data": {"type": "agent_progress", "agentId": "a1", "prompt": "", "message": embedded},
-            "toolUseID": "toolu_1", "parentToolUseID": "toolu_1", "sessionId": inner["sessionId"],
-            "timestamp": ts or inner["timestamp"], "uuid": str(uuid.uuid4()), "version": "2.1.20"}
+            "toolUseID": "toolu_1", "parentToolUseID": "toolu_1", "sessionId": inner.get("sessionId"),
+            "timestamp": ts or inner.get("timestamp"), "uuid": str(uuid.uuid4()), "version": "2.1.20"}
 
 
 def line(record: dict[str, Any]) -> bytes:
@@ -317,6 +317,58 @@ def test_any_batch_split_equals_a_rebuild_and_the_rules(records, cuts) -> None:
     for session, model, first, last in whole.execute("SELECT session, model, first_ms, last_ms FROM usage_sessions"):
         assert (first, last) == tuple(whole.execute(
             "SELECT min(ms), max(ms) FROM usage_entries WHERE session = ? AND model = ?", (session, model))[0])
+
+
+@given(moment=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+       millis=st.sampled_from([None, 0, 7, 999]), offset=st.sampled_from(["Z", "+05:30", "-03:00", "+14:00", "-00:45"]))
+def test_timestamp_ms_agrees_with_parse_timestamp(moment: datetime, millis: int | None, offset: str) -> None:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + ("" if millis is None else f".{millis:03d}") + offset
+    parsed = parse_timestamp(text)
+    assert parsed is not None
+    assert timestamp_ms(text) == (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+ODD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 300_000), st.floats(allow_nan=False, width=32),
+                       st.sampled_from(["", "x", "standard", "fast", "priority", "2.1.20", "abc", "<synthetic>",
+                                        "2026-01-02T10:00:00Z", "2026-01-02 10:00:00", "claude-opus-4-6"]),
+                       st.builds(list), st.builds(dict), st.builds(lambda: {"ephemeral_5m_input_tokens": 3}))
+RECORD_PATHS = [("timestamp",), ("sessionId",), ("version",), ("requestId",), ("isSidechain",), ("costUSD",),
+                ("isApiErrorMessage",), ("uuid",), ("cwd",), ("message",), ("message", "id"), ("message", "model"),
+                ("message", "usage"), ("message", "usage", "input_tokens"), ("message", "usage", "output_tokens"),
+                ("message", "usage", "cache_creation_input_tokens"), ("message", "usage", "cache_read_input_tokens"),
+                ("message", "usage", "cache_creation"), ("message", "usage", "speed"),
+                ("message", "content", 0, "id")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.lists(st.tuples(st.sampled_from(RECORD_PATHS), ODD_VALUES, st.booleans()), max_size=4),
+       wrap=st.booleans())
+def test_fast_decoders_agree_with_the_rules_on_odd_records(changes, wrap) -> None:
+    record = assistant(tokens=(10, 5, 3, 2))
+    record["message"]["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}]
+    for path, value, delete in changes:
+        target = record
+        for step in path[:-1]:
+            if isinstance(target, dict) and isinstance(step, str) and step in target:
+                target = target[step]
+            elif isinstance(target, list) and isinstance(step, int) and step < len(target):
+                target = target[step]
+            else:
+                target = None
+                break
+        if isinstance(target, dict):
+            if delete:
+                target.pop(path[-1], None)
+            else:
+                target[path[-1]] = value
+    if wrap:
+        record = progress(record) if isinstance(record.get("message"), dict) else record
+    data = line(record)
+    try:
+        expected = entries_from_record(msgspec.json.decode(data))
+    except TypeError:  # `speed` a list or object: usage_entries raises where ccusage rejects
+        expected = []
+    assert record_entries(data) == expected
 
 
 def test_lean_decoder_reads_what_the_full_record_says() -> None:
