@@ -111,6 +111,26 @@ class Codec:
             decompressor = self._load_decompressor(dict_id)
         return decompressor.decompress(stored)
 
+    def decode_many(self, stored: Sequence[tuple[int | None, bytes]]) -> list[bytes]:
+        """Decode many payloads; large groups are decompressed by two threads, outside the GIL."""
+        out: list[bytes] = [b""] * len(stored)
+        groups: dict[int, list[int]] = {}
+        for i, (dict_id, data) in enumerate(stored):
+            if dict_id is None:
+                out[i] = data
+            else:
+                groups.setdefault(dict_id, []).append(i)
+        for dict_id, indexes in groups.items():
+            decompressor = self._decompressors.get(dict_id) or self._load_decompressor(dict_id)
+            if len(indexes) < 64:
+                for i in indexes:
+                    out[i] = decompressor.decompress(stored[i][1])
+                continue
+            frames = decompressor.multi_decompress_to_buffer([stored[i][1] for i in indexes], threads=2)
+            for n, i in enumerate(indexes):
+                out[i] = frames[n].tobytes()
+        return out
+
     def _load_decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
         rows = self._conn.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (dict_id,)).fetchall()
         if not rows:

@@ -120,7 +120,7 @@ class Store:
                 "(SELECT stream_no FROM streams WHERE name = ?) AND version >= ? ORDER BY version",
                 (stream, from_version),
             ).fetchall()
-            return [self._recorded(row) for row in rows]
+            return self._recorded_rows(rows)
 
     def read_all(
         self,
@@ -143,9 +143,7 @@ class Store:
         sql += " ORDER BY position LIMIT ?"
         params.append(-1 if limit is None else limit)
         with self.db.read() as conn:
-            if payload_types is None:
-                return [self._recorded(row) for row in conn.execute(sql, params)]
-            return [self._recorded(row, row[4] in payload_types) for row in conn.execute(sql, params)]
+            return self._recorded_rows(conn.execute(sql, params).fetchall(), payload_types)
 
     def iter_all(
         self,
@@ -164,7 +162,7 @@ class Store:
         """The event at a position, if any."""
         with self.db.read() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE position = ?", (position,)).fetchall()
-            return self._recorded(rows[0]) if rows else None
+            return self._recorded_rows(rows)[0] if rows else None
 
     def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
         """The sync feed: what changed after a cursor, without payloads."""
@@ -211,19 +209,27 @@ class Store:
 
     # Internals
 
-    def _recorded(self, row: tuple, with_payload: bool = True) -> RecordedEvent:
-        (position, event_id, stream_no, version, type_, schema_version, entity, entity_id, op,
-         client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data) = row
-        data = self.codec.decode(dict_id, data) if with_payload else b""
-        if with_payload and upcasters.has(type_):
-            schema_version, data = upcasters.upcast(type_, schema_version, data)
-        return RecordedEvent(
-            position=position, event_id=event_id.hex(), stream=self._stream_name(stream_no),
-            version=version, type=type_, schema_version=schema_version, entity=entity,
-            entity_id=entity_id, op=op, client_id=self._client_id(client_no), actor=actor,
-            occurred_at=occurred_at, recorded_at=recorded_at, causation_id=causation_id,
-            correlation_id=correlation_id, data=data,
-        )
+    def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None) -> list[RecordedEvent]:
+        """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`)."""
+        if payload_types is None:
+            payloads = self.codec.decode_many([(row[15], row[16]) for row in rows])
+        else:
+            payloads = self.codec.decode_many(
+                [(row[15], row[16]) if row[4] in payload_types else (None, b"") for row in rows]
+            )
+        names, clients = self._stream_names, self._client_ids
+        events = []
+        for row, data in zip(rows, payloads):
+            (position, event_id, stream_no, version, type_, schema_version, entity, entity_id, op,
+             client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, _, _) = row
+            if type_ in upcasters.types and data:
+                schema_version, data = upcasters.upcast(type_, schema_version, data)
+            events.append(RecordedEvent(
+                position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no), version, type_,
+                schema_version, entity, entity_id, op, clients.get(client_no) or self._client_id(client_no),
+                actor, occurred_at, recorded_at, causation_id, correlation_id, data,
+            ))
+        return events
 
     def _stream_name(self, stream_no: int) -> str:
         name = self._stream_names.get(stream_no)

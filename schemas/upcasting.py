@@ -16,7 +16,8 @@ class Upcasters:
 
     def __init__(self) -> None:
         self._steps: dict[tuple[str, int], Upcaster] = {}
-        self._types: set[str] = set()
+        self.types: set[str] = set()
+        """Event types with at least one registered upgrade."""
 
     def register(self, type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Decorator: register `fn` as the upgrade of `type` payloads from `from_version`."""
@@ -26,14 +27,14 @@ class Upcasters:
             if key in self._steps:
                 raise ValueError(f"an upcaster for {type} v{from_version} is already registered")
             self._steps[key] = fn
-            self._types.add(type)
+            self.types.add(type)
             return fn
 
         return add
 
     def has(self, type: str) -> bool:
         """Whether any upgrade is registered for payloads of this type."""
-        return type in self._types
+        return type in self.types
 
     def upcast(self, type: str, schema_version: int, data: bytes) -> tuple[int, bytes]:
         """Apply every registered step from `schema_version` on; return (new version, payload)."""
