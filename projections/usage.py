@@ -33,22 +33,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from hashlib import blake2b
 from operator import add, attrgetter
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 
-from projections.pricing import Pricing, load_pricing
-from projections.usage_entries import (
-    _SEMVER_PREFIX,
-    SYNTHETIC_MODEL,
-    USAGE_MARKER,
-    UsageEntry,
-    _direct_entry,
-    _progress_entry,
-    entries_from_record,
-    entry_cost,
-    parse_timestamp,
-)
+from eventstore.errors import EventStoreError
+from projections.pricing import Pricing, PricingError, load_pricing
+from projections.usage_decode import record_entries, timestamp_ms
+from projections.usage_entries import UsageEntry, entry_cost
 from projections.usage_report import (
     BUCKET_SECONDS,
     NAME,
@@ -59,7 +51,7 @@ from projections.usage_report import (
 from schemas.envelope import RecordedEvent
 from schemas.transcript_events import OTHER, session_of_stream
 
-__all__ = ["UsageProjection", "session_totals"]
+__all__ = ["PricingUnavailable", "UsageProjection", "record_entries", "session_totals"]
 
 _BUCKET_MS = BUCKET_SECONDS * 1000
 
@@ -125,185 +117,6 @@ CREATE TABLE {p}usage_sessions (
 _SUMS = ("input_tokens", "output_tokens", "cache_creation", "cache_read", "cost_pico", "unpriced", "entries")
 _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 
-# ccusage drops a record with one of these keys null anywhere in it; when none is, the typed
-# and lean decoders below (which skip message content) see everything the rules read.
-_NULL_REJECTED = frozenset((b"id", b"cwd", b"model", b"speed", b"costUSD", b"version", b"sessionId", b"requestId",
-                            b"isApiErrorMessage", b"cache_read_input_tokens", b"cache_creation_input_tokens"))
-_JSON_SPACE = b" \t\r\n"
-
-
-def has_rejected_null(data: bytes) -> bool:
-    """Whether a key ccusage rejects when null (`"id": null`, ...) is null anywhere in these JSON bytes.
-
-    Scans each `null` back to its key; inside a JSON string a quote is escaped, so text that
-    merely looks like such a key never counts, and a false alarm only costs the slow path.
-    """
-    find, rfind = data.find, data.rfind
-    at = find(b"null")
-    while at != -1:
-        j = at - 1
-        while j >= 0 and data[j] in _JSON_SPACE:
-            j -= 1
-        if j > 0 and data[j] == 58:  # ':'
-            j -= 1
-            while j >= 0 and data[j] in _JSON_SPACE:
-                j -= 1
-            if j > 0 and data[j] == 34 and data[rfind(b'"', 0, j) + 1:j] in _NULL_REJECTED:  # '"'
-                return True
-        at = find(b"null", at + 4)
-    return False
-
-
-# The common case, typed: a well-formed assistant record. msgspec checks every type in C
-# (skipping the message content); a record it rejects takes the general path below, so a
-# record this path accepts gets exactly the entry `entries_from_record` would give it.
-
-_Count = Annotated[int, msgspec.Meta(ge=0)]
-
-
-class _TypedCacheCreation(msgspec.Struct, gc=False):
-    ephemeral_5m_input_tokens: _Count = 0
-    ephemeral_1h_input_tokens: _Count = 0
-
-
-class _TypedUsage(msgspec.Struct, gc=False):
-    input_tokens: _Count
-    output_tokens: _Count
-    cache_creation_input_tokens: _Count = 0
-    cache_read_input_tokens: _Count = 0
-    cache_creation: _TypedCacheCreation | None = None
-    speed: Literal["standard", "fast"] | None = None
-
-
-class _TypedMessage(msgspec.Struct, gc=False):
-    usage: _TypedUsage
-    id: str | None = None
-    model: str | None = None
-
-
-class _TypedRecord(msgspec.Struct, gc=False):
-    message: _TypedMessage
-    timestamp: str
-    sessionId: str | None = None
-    version: str | None = None
-    requestId: str | None = None
-    isSidechain: bool | None = None
-    costUSD: float | None = None
-    isApiErrorMessage: bool | None = None
-    uuid: Any = None
-
-
-_TYPED = msgspec.json.Decoder(_TypedRecord)
-
-
-def _typed_entry(data: bytes) -> UsageEntry | None:
-    """The entry of a well-formed assistant record; None: let the general path decide."""
-    try:
-        record = _TYPED.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    message = record.message
-    version = record.version
-    if (record.sessionId == "" or record.requestId == "" or message.id == "" or not message.model
-            or message.model == SYNTHETIC_MODEL or record.isApiErrorMessage
-            or (version is not None and not _SEMVER_PREFIX.match(version))
-            or parse_timestamp(record.timestamp) is None):
-        return None
-    usage = message.usage
-    split = usage.cache_creation
-    if split is None:
-        write_5m, write_1h = usage.cache_creation_input_tokens, 0
-    else:
-        write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
-    return UsageEntry(
-        message_id=message.id, request_id=record.requestId, session_id=record.sessionId,
-        is_sidechain=record.isSidechain is True, timestamp=record.timestamp, model=message.model,
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cache_creation_tokens=write_5m + write_1h, cache_read_tokens=usage.cache_read_input_tokens,
-        cache_creation_5m_tokens=write_5m, cache_creation_1h_tokens=write_1h, speed=usage.speed,
-        cost_usd=record.costUSD, from_progress=False, uuid=record.uuid if isinstance(record.uuid, str) else None,
-    )
-
-
-# The general path, lean: the fields `entries_from_record` reads, absent ones left out.
-
-
-class _Message(msgspec.Struct, gc=False):
-    id: Any = msgspec.UNSET
-    model: Any = msgspec.UNSET
-    usage: Any = msgspec.UNSET
-
-
-class _Envelope(msgspec.Struct, gc=False):
-    timestamp: Any = msgspec.UNSET
-    requestId: Any = msgspec.UNSET
-    isSidechain: Any = msgspec.UNSET
-    costUSD: Any = msgspec.UNSET
-    isApiErrorMessage: Any = msgspec.UNSET
-    uuid: Any = msgspec.UNSET
-    message: _Message | msgspec.UnsetType = msgspec.UNSET
-
-
-class _Data(msgspec.Struct, gc=False):
-    message: _Envelope | msgspec.UnsetType = msgspec.UNSET
-
-
-class _Record(msgspec.Struct, gc=False):
-    timestamp: Any = msgspec.UNSET
-    sessionId: Any = msgspec.UNSET
-    version: Any = msgspec.UNSET
-    requestId: Any = msgspec.UNSET
-    isSidechain: Any = msgspec.UNSET
-    costUSD: Any = msgspec.UNSET
-    isApiErrorMessage: Any = msgspec.UNSET
-    uuid: Any = msgspec.UNSET
-    message: _Message | msgspec.UnsetType = msgspec.UNSET
-    data: _Data | msgspec.UnsetType = msgspec.UNSET
-
-
-_LEAN = msgspec.json.Decoder(_Record)
-
-
-def record_entries(data: bytes) -> list[UsageEntry]:
-    """The usage entries of one event's payload, by ccusage's rules (its `"usage":{` prefilter included)."""
-    if USAGE_MARKER not in data:
-        return []
-    if not has_rejected_null(data):
-        entry = _typed_entry(data)
-        if entry is not None:
-            return [entry]
-        try:
-            lean = msgspec.to_builtins(_LEAN.decode(data))
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            pass  # an odd shape somewhere: read the whole record instead
-        else:
-            return _rules(_lean_entries, lean)
-    try:
-        record = msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return []
-    return _rules(entries_from_record, record) if isinstance(record, dict) else []
-
-
-def _lean_entries(lean: dict[str, Any]) -> list[UsageEntry]:
-    """`entries_from_record` without its walk for rejected nulls (the bytes have none)."""
-    message = lean.get("message")
-    entry = None
-    if isinstance(message, dict) and isinstance(message.get("usage"), dict):
-        entry = _direct_entry(lean, message)
-    if entry is None:
-        entry = _progress_entry(lean)
-    return [] if entry is None else [entry]
-
-
-def _rules(read, record: dict[str, Any]) -> list[UsageEntry]:
-    try:
-        return read(record)
-    except TypeError:
-        # usage_entries tests `speed in {...}`, which raises for a list or object `speed`;
-        # ccusage rejects such a record, and so do we.
-        return []
-
 
 class _Slot:
     """One API response's kept copy, as stored in `usage_entries`."""
@@ -335,7 +148,16 @@ class _Slot:
 
 
 _COLUMNS = ", ".join(_Slot.__slots__)
+_MARKS = ", ".join("?" * len(_Slot.__slots__))
 _ROW = attrgetter(*_Slot.__slots__)
+
+
+class PricingUnavailable(EventStoreError):
+    """The price table cannot be loaded (a broken `$EVENTSTORE_PRICING` file, say).
+
+    An `EventStoreError`, so the runner stops the catch-up and the command says why, instead
+    of recording every usage event as one it could not apply.
+    """
 
 
 class UsageProjection:
@@ -355,11 +177,15 @@ class UsageProjection:
     def pricing(self) -> Pricing:
         """The price table, loaded on first use (a query never needs it)."""
         if self._pricing is None:
-            self._pricing = load_pricing()
+            try:
+                self._pricing = load_pricing()
+            except PricingError as exc:
+                raise PricingUnavailable(f"usage cannot be priced: {exc}") from exc
         return self._pricing
 
     def create(self, tx, prefix: str) -> None:
-        """Create the tables and indexes under `prefix`."""
+        """Create the tables and indexes under `prefix` (after checking the prices load)."""
+        _ = self.pricing  # a broken price table stops here, before any table is built
         tx.execute(DDL.format(p=prefix))
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
@@ -375,23 +201,6 @@ class UsageProjection:
 def _key(text: str) -> int:
     """A stable signed 64-bit hash (SQLite's INTEGER)."""
     return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
-
-
-def timestamp_ms(text: str) -> int:
-    """Milliseconds since the epoch of a timestamp `parse_timestamp` accepted, without building a datetime."""
-    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 \
-        + day - 1 - 719468
-    seconds = days * 86400 + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
-    millis = int(text[20:23]) if text[19] == "." else 0
-    zone = text[23:] if text[19] == "." else text[19:]
-    if zone != "Z":  # +HH:MM or -HH:MM
-        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
-        seconds += -offset if zone[0] == "+" else offset
-    return seconds * 1000 + millis
 
 
 def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing, keys: dict[tuple[str, str], int]) -> _Slot:
@@ -433,8 +242,8 @@ class _Batch:
         self.exact: dict[tuple[str, str], int] = {}
         self.by_id: dict[str, list[int]] = {}
         self.changed: set[int] = set()
-        self.buckets: dict[tuple[int, str], list[int]] = {}
-        self.sessions: dict[tuple[str, str], list[int]] = {}
+        self.buckets: dict[tuple[int, str], tuple[int, ...]] = {}  # deltas of _SUMS
+        self.sessions: dict[tuple[str, str], tuple[int, ...]] = {}
         self.removed_sessions: set[tuple[str, str, int]] = set()
         self.times: dict[tuple[str, str], list[int]] = {}
         self.session_keys: dict[tuple[str, str], int] = {}
@@ -507,7 +316,7 @@ class _Batch:
 
     def _write(self) -> None:
         tx, p = self.tx, self.p
-        tx.executemany(f"INSERT OR REPLACE INTO {p}usage_entries ({_COLUMNS}) VALUES ({', '.join('?' * len(_Slot.__slots__))})",
+        tx.executemany(f"INSERT OR REPLACE INTO {p}usage_entries ({_COLUMNS}) VALUES ({_MARKS})",
                        [self.slots[n].row() for n in sorted(self.changed)])
         columns = ", ".join(_SUMS)
         marks = ", ".join("?" * len(_SUMS))

@@ -33,7 +33,8 @@ from projections import usage_report
 from projections.pricing import load_pricing
 from projections.runner import Runner
 from projections.sessions import SessionsProjection
-from projections.usage import UsageProjection, has_rejected_null, record_entries, timestamp_ms
+from projections.usage import UsageProjection
+from projections.usage_decode import record_entries, timestamp_ms
 from projections.usage_entries import dedupe, entries_from_record, entry_cost, parse_timestamp
 from schemas.envelope import RecordedEvent
 
@@ -560,6 +561,21 @@ def test_new_events_and_price_changes_reach_the_report(tmp_path: Path, monkeypat
     monkeypatch.setenv("EVENTSTORE_PRICING", str(prices))
     doc = usage_json(db, "daily")
     assert doc["totals"]["totalCost"] == pytest.approx(1.5) and "unpricedModels" not in doc["totals"]
+
+
+def test_a_broken_price_file_is_an_error_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "events.db"
+    ingest(db, write_tree(tmp_path, {MAIN: [assistant()]}))
+    prices = tmp_path / "prices.json"
+    prices.write_text("{not json")
+    monkeypatch.setenv("EVENTSTORE_PRICING", str(prices))
+    result = cli(db, "usage", "daily", "--json", ok=False)
+    assert result.exit_code == 1 and "usage cannot be priced" in result.stderr and "not valid JSON" in result.stderr
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    with Store(db) as store:  # nothing was recorded as an event the projection could not apply
+        assert Runner(store, []).errors() == []
+    monkeypatch.delenv("EVENTSTORE_PRICING")
+    assert usage_json(db, "daily")["totals"]["inputTokens"] == 10
 
 
 def test_an_empty_or_new_database_reports_nothing(tmp_path: Path) -> None:
