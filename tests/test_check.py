@@ -169,3 +169,11 @@ def test_an_empty_new_store_passes(tmp_path):
     with Store(tmp_path / "e.db") as store:
         store.append([new_event()])
     assert json.loads(run_cli("check", "--json", db=tmp_path / "e.db").stdout)["ok"]
+
+
+def test_check_backup_and_redact_refuse_a_database_that_does_not_exist(tmp_path):
+    missing = tmp_path / "nowhere" / "events.db"
+    for args in (["check"], ["backup", str(tmp_path / "copy.db")], ["redact", "x+"]):
+        result = run_cli(*args, db=missing, check=False)
+        assert result.returncode == 1 and "no such database" in result.stderr.decode()
+    assert not missing.exists()

@@ -21,6 +21,7 @@ def check_(deep: bool, as_json: bool, db: str | None) -> None:
     from eventstore.check import CheckReport, check
     from eventstore.errors import DatabaseError
 
+    _must_exist(db)
     try:
         with open_store(db) as store:
             report = check(store, deep=deep, progress=_stderr_progress(as_json))
@@ -33,6 +34,13 @@ def check_(deep: bool, as_json: bool, db: str | None) -> None:
         _print_check(report)
     if not report.ok:
         sys.exit(1)
+
+
+def _must_exist(db: str | None) -> None:
+    """Refuse to create a database where the user expects one to be."""
+    path = db_path(db)
+    if not path.exists():
+        raise click.ClickException(f"{path}: no such database (give --db or set $EVENTSTORE_DB)")
 
 
 def _stderr_progress(quiet: bool):
@@ -81,9 +89,7 @@ def backup(dest: Path, force: bool, as_json: bool, db: str | None) -> None:
     """An online, consistent copy of the database at DEST (0600), taken while others write."""
     from eventstore.backup import backup as copy
 
-    source = db_path(db)
-    if not source.exists():
-        raise click.ClickException(f"{source}: no such database")
+    _must_exist(db)
     with open_store(db) as store:
         report = copy(store, dest, overwrite=force)
     if as_json:
@@ -110,6 +116,7 @@ def redact(pattern: str, dry_run: bool, as_json: bool, db: str | None) -> None:
 
     if pattern == "-":
         pattern = sys.stdin.readline().rstrip("\r\n")
+    _must_exist(db)
     with open_store(db) as store:
         report = run(store, pattern, dry_run=dry_run,
                      progress=None if as_json or not sys.stderr.isatty() else lambda s: click.echo(s + "...", err=True))
@@ -150,7 +157,8 @@ def audit_(as_json: bool, db: str | None) -> None:
         click.echo("no administrative operations recorded")
         return
     print_table(None, ["position", "when", "operation", "actor", "details"],
-                ((e.position, e.recorded_at, e.operation, e.actor, msgspec.json.encode(e.details).decode()[:200])
+                ((e.position, e.recorded_at, e.operation, e.actor,
+                  msgspec.json.encode({k: v for k, v in e.details.items() if k != "positions"}).decode()[:300])
                  for e in entries))
 
 
