@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import load_generator, run_cli
 from eventstore import Store
-from eventstore.ingest.lines import Piece, complete_lines, line_pieces
+from eventstore.ingest.lines import complete_lines, line_pieces
 from eventstore.ingest.sources import fallback_session
 from test_ingest import assert_every_line_kept
 
