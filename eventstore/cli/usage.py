@@ -20,13 +20,13 @@ _USAGE = "usage"
 
 
 def _report_options(fn):
-    fn = click.option("--since", metavar="YYYYMMDD", help="From this local day (inclusive).")(fn)
-    fn = click.option("--until", metavar="YYYYMMDD", help="Up to this local day (inclusive).")(fn)
+    fn = handle_errors(fn)
+    fn = db_option(fn)
+    fn = json_option(fn)
     fn = click.option("--timezone", "zone", metavar="TZ",
                       help="IANA time zone for calendar days (default: the system zone).")(fn)
-    fn = json_option(fn)
-    fn = db_option(fn)
-    return handle_errors(fn)
+    fn = click.option("--until", metavar="YYYYMMDD", help="Up to this local day (inclusive).")(fn)
+    return click.option("--since", metavar="YYYYMMDD", help="From this local day (inclusive).")(fn)
 
 
 @click.group()
