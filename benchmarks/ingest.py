@@ -32,9 +32,11 @@ from pathlib import Path
 
 import apsw
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+# Run as a script, this directory comes first on sys.path, and its projections.py would shadow
+# the projections package.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 LOG_ONLY = """
 import json, sys, time
@@ -52,7 +54,12 @@ print(json.dumps({"seconds": time.perf_counter() - started, "lines": report.line
 
 def cached_tree(mb: int, seed: int) -> Path:
     """The generated tree for (size, seed), made once and reused (generation is deterministic)."""
-    from gen_transcripts import generate
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_transcripts", HERE / "gen_transcripts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generate = module.generate
 
     tree = REPO / ".cache" / "bench" / f"tree-{mb}mb-seed{seed}"
     done = tree / ".complete"

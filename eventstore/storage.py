@@ -65,9 +65,9 @@ def use_memory_temp_store(conn: apsw.Connection) -> None:
 
 
 def use_large_cache(conn: apsw.Connection) -> None:
-    """64 MiB page cache and memory-mapped reads: replays and reports scan the log."""
-    conn.execute("PRAGMA cache_size = -65536")
-    conn.execute("PRAGMA mmap_size = 268435456")
+    """A 32 MiB page cache: replays and reports scan the log. No memory mapping: mapped pages
+    count in the process's RSS and ingestion of a large tree must stay well under 300 MB."""
+    conn.execute("PRAGMA cache_size = -32768")
 
 
 SETTINGS: tuple[Callable[[apsw.Connection], None], ...] = (
