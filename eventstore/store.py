@@ -432,6 +432,11 @@ class Transaction:
         """Run one SQL statement for each row of parameters."""
         self._conn.executemany(sql, rows)
 
+    @property
+    def in_transaction(self) -> bool:
+        """False once SQLite itself rolled the transaction back (a full disk, an I/O error)."""
+        return self._conn.in_transaction
+
     def stream_version(self, stream: str) -> int:
         """A stream's version as this transaction sees it (0 when it does not exist)."""
         return self._stream(stream)[1] if stream in self._streams else self._stored_version(stream)

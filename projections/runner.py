@@ -356,6 +356,8 @@ class Runner:
                 self._apply(tx, projection, _handled(projection, appended), "", checkpoint.generation)
                 self._save_checkpoint(tx, projection, last, checkpoint.generation)
             except Exception:
+                if not tx.in_transaction:
+                    raise  # SQLite rolled everything back (a full disk): the append itself failed
                 # Never fail an append because of a read model: leave these events to catch_up.
                 tx.execute("ROLLBACK TO projection_inline")
             tx.execute("RELEASE projection_inline")
@@ -500,8 +502,9 @@ class Runner:
             with translated(self.store.path):
                 projection.apply(tx, events, prefix)
         except EventStoreError:
-            tx.execute("ROLLBACK TO projection_batch")
-            tx.execute("RELEASE projection_batch")
+            if tx.in_transaction:  # a full disk rolls back the whole transaction, savepoints too
+                tx.execute("ROLLBACK TO projection_batch")
+                tx.execute("RELEASE projection_batch")
             raise  # the database itself is in trouble (full, corrupt): not the event's fault
         except Exception:
             tx.execute("ROLLBACK TO projection_batch")
@@ -515,9 +518,10 @@ class Runner:
                 with translated(self.store.path):
                     projection.apply(tx, [event], prefix)
             except EventStoreError:
-                tx.execute("ROLLBACK TO projection_event")
-                tx.execute("RELEASE projection_event")
-                tx.execute("RELEASE projection_batch")
+                if tx.in_transaction:
+                    tx.execute("ROLLBACK TO projection_event")
+                    tx.execute("RELEASE projection_event")
+                    tx.execute("RELEASE projection_batch")
                 raise
             except Exception as exc:
                 tx.execute("ROLLBACK TO projection_event")
