@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import Store
+from eventstore import NewEvent, Store
 from eventstore.cli import main
 from eventstore.ingest import Ingester
 from projections import usage_report
@@ -103,7 +103,7 @@ def write_tree(root: Path, files: dict[str, list[dict[str, Any]]]) -> Path:
 
 def ingest(db: Path, *roots: Path, projections: list | None = None) -> None:
     with Store(db) as store:
-        runner = Runner(store, projections if projections is not None else [UsageProjection(PRICING)])
+        runner = Runner(store, projections if projections is not None else [UsageProjection()])
         runner.catch_up()
         Ingester(store).ingest(list(roots))
         runner.catch_up()
@@ -545,6 +545,27 @@ def test_human_output_is_a_table(spread_db: Path) -> None:
     assert "2026-02-01" in out and "Total" in out and "2,800" in out
 
 
+def test_a_current_read_model_is_read_without_opening_the_store(spread_db: Path, monkeypatch) -> None:
+    from eventstore.cli import usage as command
+
+    def no_store(*args, **kwargs):
+        raise AssertionError("the slow path ran")
+
+    monkeypatch.setattr(command, "_caught_up", no_store)
+    assert usage_json(spread_db, "daily")["totals"]["inputTokens"] == 2800
+    conn = apsw.Connection(str(spread_db))
+    assert usage_report.is_fresh(conn)
+    conn.close()
+    with Store(spread_db) as store:  # an event the usage projection has not seen
+        store.append([NewEvent(event_id=uuid.uuid4().hex, stream="x", type="t.x", entity="x", entity_id="x",
+                               op="create", data=b"{}")])
+    conn = apsw.Connection(str(spread_db))
+    assert not usage_report.is_fresh(conn)
+    conn.close()
+    with pytest.raises(AssertionError, match="slow path"):
+        usage_json(spread_db, "daily")
+
+
 def test_new_events_and_price_changes_reach_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "events.db"
     tree = write_tree(tmp_path, {MAIN: [assistant(mid="m1", model="claude-unknown-9", tokens=(1000, 0, 0, 0))]})
@@ -586,7 +607,7 @@ def test_an_empty_or_new_database_reports_nothing(tmp_path: Path) -> None:
 
 def test_sessions_listing_carries_usage_totals(spread_db: Path) -> None:
     with Store(spread_db) as store:
-        Runner(store, [SessionsProjection(), UsageProjection(PRICING)]).catch_up()
+        Runner(store, [SessionsProjection(), UsageProjection()]).catch_up()
     listed = {s["session_id"]: s for s in json.loads(cli(spread_db, "sessions", "--json").stdout)["sessions"]}
     report = {r["period"]: r for r in usage_json(spread_db, "session")["session"]}
     assert set(listed) == set(report) == {SESSION_A, SESSION_B}
