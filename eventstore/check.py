@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from eventstore import payloads
 from eventstore.errors import EventStoreError
 from eventstore.storage import translated
 from eventstore.store import Store
@@ -41,6 +42,8 @@ LISTED = 10
 TRIGGERS = {
     "events_append_only_update": "BEFORE UPDATE ON events",
     "events_append_only_delete": "BEFORE DELETE ON events",
+    "blocks_append_only_update": "BEFORE UPDATE ON blocks",
+    "blocks_append_only_delete": "BEFORE DELETE ON blocks",
 }
 
 
@@ -136,13 +139,18 @@ def check_log(store: Store, report: CheckReport) -> None:
             ("client", "SELECT count(*) FROM events WHERE client_no NOT IN (SELECT client_no FROM clients)"),
             ("dictionary", "SELECT count(*) FROM events WHERE dict_id > 0"
                            " AND dict_id NOT IN (SELECT dict_id FROM dictionaries)"),
+            ("block", "SELECT count(*) FROM events WHERE block_id IS NOT NULL"
+                      " AND block_id NOT IN (SELECT block_id FROM blocks)"),
+            ("block dictionary", "SELECT count(*) FROM blocks WHERE dict_id > 0"
+                                 " AND dict_id NOT IN (SELECT dict_id FROM dictionaries)"),
         ):
             orphans = q(sql)[0][0]
-            summary[f"events_without_{what}"] = orphans
+            summary[f"events_without_{what.replace(' ', '_')}"] = orphans
             if orphans:
                 report.problem("log.references", f"{orphans} events refer to a {what} that is not in the database")
 
-        triggers = dict(q("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'events'"))
+        triggers = dict(q("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger'"
+                          " AND tbl_name IN ('events', 'blocks')"))
         present = [name for name, clause in TRIGGERS.items()
                    if clause in (triggers.get(name) or "") and "RAISE(ABORT" in (triggers.get(name) or "")]
         summary["append_only_triggers"] = present
@@ -161,17 +169,25 @@ def check_payloads(store: Store, report: CheckReport) -> None:
     codec = store.codec
     while True:
         with store.db.read() as conn:
-            rows = conn.execute("SELECT position, dict_id, data FROM events WHERE position > ? ORDER BY position"
-                                " LIMIT ?", (after, DECODE_BATCH)).fetchall()
-            for position, dict_id, data in rows:
+            rows = conn.execute("SELECT position, dict_id, data, block_id FROM events WHERE position > ?"
+                                " ORDER BY position LIMIT ?", (after, DECODE_BATCH)).fetchall()
+            try:
+                payloads.read(conn, codec, rows)  # the whole batch at once: each block decoded once
+                decoded += len(rows)
+                rows_to_blame = []
+            except EventStoreError:
+                raise
+            except Exception:
+                rows_to_blame = rows
+            for row in rows_to_blame:
                 try:
-                    codec.decode(dict_id, data)
+                    payloads.read(conn, codec, [row])
                 except EventStoreError:
                     raise
-                except Exception as exc:  # zstd errors, a missing dictionary: all say the same
+                except Exception as exc:  # zstd errors, a missing dictionary or block: all say the same
                     failed += 1
                     if len(failures) < LISTED:
-                        failures.append(f"{position} ({type(exc).__name__}: {exc})")
+                        failures.append(f"{row[0]} ({type(exc).__name__}: {exc})")
                 else:
                     decoded += 1
         if not rows:

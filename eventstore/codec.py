@@ -153,12 +153,9 @@ class Codec:
 
     def train(self, conn: apsw.Connection, head: int, now: int, pending: Sequence[bytes] = ()) -> int | None:
         """Train a dictionary from a sample of stored and `pending` payloads, inside a write transaction."""
-        rows = conn.execute(
-            "SELECT dict_id, data FROM events WHERE position IN "
-            "(SELECT position FROM events ORDER BY random() LIMIT ?)",
-            (SAMPLES,),
-        ).fetchall()
-        samples = [self.decode(dict_id, data)[:SAMPLE_MAX_BYTES] for dict_id, data in rows]
+        from eventstore.payloads import sample  # payloads builds on this module
+
+        samples = [payload[:SAMPLE_MAX_BYTES] for payload in sample(conn, self, SAMPLES)]
         if pending:
             step = max(1, len(pending) // SAMPLES)
             samples += [p[:SAMPLE_MAX_BYTES] for p in pending[::step]]
@@ -188,12 +185,3 @@ def _compressor(zdict: zstandard.ZstdCompressionDict | None) -> zstandard.ZstdCo
     return zstandard.ZstdCompressor(
         level=LEVEL, dict_data=zdict, write_checksum=False, write_dict_id=False, write_content_size=True
     )
-
-
-def register_sql_function(conn: apsw.Connection, codec: Codec) -> None:
-    """Add `event_data(dict_id, data)` to a connection: a payload's original bytes, in SQL."""
-
-    def event_data(dict_id: int | None, data: bytes | None) -> bytes | None:
-        return None if data is None else codec.decode(dict_id, data)
-
-    conn.create_scalar_function("event_data", event_data, 2, deterministic=True)

@@ -37,7 +37,7 @@ import apsw
 import msgspec
 import zstandard
 
-from eventstore import audit
+from eventstore import audit, payloads
 from eventstore.codec import LEVEL, SMALLEST_COMPRESSED
 from eventstore.errors import EventStoreError, StoreBusy
 from eventstore.storage import translated
@@ -163,12 +163,13 @@ def _scan_events(store: Store, regex: re.Pattern[bytes], after: int) -> tuple[li
     codec = store.codec
     while True:
         with store.db.read() as conn:
-            rows = conn.execute("SELECT position, type, dict_id, data FROM events WHERE position > ?"
+            rows = conn.execute("SELECT position, type, dict_id, data, block_id FROM events WHERE position > ?"
                                 " ORDER BY position LIMIT ?", (after, SCAN_BATCH)).fetchall()
+            decoded = payloads.read(conn, codec, [(p, d, data, b) for p, _, d, data, b in rows])
         if not rows:
             return found, types, after
-        for position, type_, dict_id, data in rows:
-            if regex.search(codec.decode(dict_id, data)):
+        for (position, type_, *_), payload in zip(rows, decoded):
+            if regex.search(payload):
                 found.append(position)
                 types.add(type_)
         after = rows[-1][0]
@@ -228,8 +229,9 @@ class _Encoder:
 
 
 def _without_triggers(tx) -> list[str]:
-    """Drop the events table's triggers inside `tx`; return their SQL to re-create them in the same `tx`."""
-    triggers = tx.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'events'")
+    """Drop the append-only triggers inside `tx`; return their SQL to re-create them in the same `tx`."""
+    triggers = tx.execute(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN ('events', 'blocks')")
     for name, _ in triggers:
         tx.execute(f'DROP TRIGGER "{name}"')
     return [sql for _, sql in triggers]
@@ -248,17 +250,16 @@ def _rewrite(store: Store, regex: re.Pattern[bytes], positions: list[int], avoid
         with store.transaction() as tx:
             encoder = _Encoder(store.db.conn, avoid)
             triggers = _without_triggers(tx)
-            for position in chunk:
-                dict_id, data = tx.execute("SELECT dict_id, data FROM events WHERE position = ?", (position,))[0]
-                original = store.codec.decode(dict_id, data)
+            replacements = {}
+            for position, original in payloads.read_positions(store.db.conn, store.codec, chunk).items():
                 clean, count = regex.subn(REPLACEMENT, original)
                 if not count:
                     continue
                 matches += count
-                new_dict_id, stored = encoder.encode(clean)
-                tx.execute("UPDATE events SET dict_id = ?, data = ? WHERE position = ?", (new_dict_id, stored, position))
+                replacements[position] = clean
                 tx.execute("INSERT OR IGNORE INTO redacted_events (position, redacted_at, audit_id) VALUES (?, ?, ?)",
                            (position, tx.now, audit_id))
+            payloads.rewrite(store.db.conn, store.codec, replacements, encoder.encode)
             _restore_triggers(tx, triggers)
     return matches
 
@@ -293,7 +294,8 @@ def _replace_dictionaries(store: Store, regex: re.Pattern[bytes], tainted: list[
         with store.transaction() as tx:
             rows = tx.execute(f"SELECT position, dict_id, data FROM events WHERE dict_id IN ({marks}) LIMIT ?",
                               (*tainted, BATCH))
-            if not rows:
+            blocks = tx.execute(f"SELECT block_id FROM blocks WHERE dict_id IN ({marks}) LIMIT ?", (*tainted, BATCH))
+            if not rows and not blocks:
                 tx.execute(f"DELETE FROM dictionaries WHERE dict_id IN ({marks})", tainted)
                 return reencoded
             encoder = _Encoder(store.db.conn, tainted)
@@ -301,8 +303,10 @@ def _replace_dictionaries(store: Store, regex: re.Pattern[bytes], tainted: list[
             for position, dict_id, data in rows:
                 new_dict_id, stored = encoder.encode(store.codec.decode(dict_id, data))
                 tx.execute("UPDATE events SET dict_id = ?, data = ? WHERE position = ?", (new_dict_id, stored, position))
+            for (block_id,) in blocks:
+                payloads.reencode_block(store.db.conn, store.codec, block_id, encoder.encode)
             _restore_triggers(tx, triggers)
-            reencoded += len(rows)
+            reencoded += len(rows) + len(blocks)
 
 
 # ---------------------------------------------------------------- read models and the file

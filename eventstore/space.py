@@ -60,6 +60,9 @@ def stats(store: Store) -> Stats:
             events += 1
             stored += len(data)
             raw += len(data) if dict_id is None else zstandard.frame_content_size(data)
+        for dict_id, data in conn.execute("SELECT dict_id, data FROM blocks"):
+            stored += len(data)
+            raw += len(data) if dict_id is None else zstandard.frame_content_size(data)
         kinds = dict(conn.execute("SELECT name, type FROM sqlite_schema"))
         tables = [
             TableSize(name=name, kind=kinds.get(name, "internal"), bytes=size)
@@ -108,7 +111,7 @@ def compress_payloads(store: Store, *, max_batches: int | None = None) -> Compac
             after = int(rows[0][0])
             batch = tx.execute(
                 "SELECT position, data FROM events WHERE position > ? AND dict_id IS NULL"
-                " AND length(data) >= ? ORDER BY position LIMIT ?",
+                " AND block_id IS NULL AND length(data) >= ? ORDER BY position LIMIT ?",
                 (after, SMALLEST_COMPRESSED, BATCH),
             )
             if not batch:

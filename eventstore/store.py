@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from eventstore import errors
-from eventstore.codec import FIRST_TRAINING_AT, Codec, register_sql_function
+from eventstore import errors, payloads
+from eventstore.codec import FIRST_TRAINING_AT, Codec
 from eventstore.storage import Database, now_ms, translated
 from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
 from schemas.upcasting import upcasters
@@ -24,7 +24,7 @@ AfterAppend = Callable[["Transaction", list[RecordedEvent]], None]
 """A hook run inside every write transaction that appended events, before it commits."""
 
 _SELECT_BY_ID = (
-    "SELECT position, stream_no, type, schema_version, entity, entity_id, op, dict_id, data "
+    "SELECT position, stream_no, type, schema_version, entity, entity_id, op, dict_id, data, block_id "
     "FROM events WHERE event_id = ?"
 )
 _INSERT = (
@@ -33,9 +33,16 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
+_INSERT_AT = (
+    "INSERT INTO events (position, event_id, stream_no, version, type, schema_version, entity, entity_id,"
+    " op, client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_INSERT_BLOCK = "INSERT INTO blocks (first_position, dict_id, sizes, data) VALUES (?, ?, ?, ?)"
 _COLUMNS = (
     "position, event_id, stream_no, version, type, schema_version, entity, entity_id, op,"
-    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data"
+    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id"
 )
 
 
@@ -51,7 +58,7 @@ class Store:
         self.path = Path(path)
         self.db = Database(self.path)
         self.codec = Codec(self.db.conn, compress=compress)
-        register_sql_function(self.db.conn, self.codec)
+        payloads.register_sql_function(self.db.conn, self.codec)
         self._stream_names: dict[int, str] = {}
         self._client_ids: dict[int, str] = {}
         self.after_append: list[AfterAppend] = []
@@ -211,17 +218,17 @@ class Store:
 
     def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None) -> list[RecordedEvent]:
         """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`)."""
-        if payload_types is None:
-            payloads = self.codec.decode_many([(row[15], row[16]) for row in rows])
-        else:
-            payloads = self.codec.decode_many(
-                [(row[15], row[16]) if row[4] in payload_types else (None, b"") for row in rows]
-            )
+        located = [
+            (row[0], row[15], row[16], row[17]) if payload_types is None or row[4] in payload_types
+            else (row[0], None, b"", None)
+            for row in rows
+        ]
+        payloads_ = payloads.read(self.db.conn, self.codec, located)
         names, clients = self._stream_names, self._client_ids
         events = []
-        for row, data in zip(rows, payloads):
+        for row, data in zip(rows, payloads_):
             (position, event_id, stream_no, version, type_, schema_version, entity, entity_id, op,
-             client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, _, _) = row
+             client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, _, _, _) = row
             if type_ in upcasters.types and data:
                 schema_version, data = upcasters.upcast(type_, schema_version, data)
             events.append(RecordedEvent(
@@ -308,12 +315,11 @@ class Transaction:
         mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
         self._conn.execute("SAVEPOINT append")
         try:
-            positions, encoded = self._append_new(events, expected_version)
-            if positions is None:  # some ids are stored already: a retry, or lines seen before
-                self._conn.execute("ROLLBACK TO append")
-                del self._appended[mark:]
-                self._streams = {name: s[:] for name, s in saved.items()}
-                positions = self._append_with_duplicates(events, encoded, expected_version)
+            stored = self._stored_positions(events)
+            if stored or len({e.event_id for e in events}) != len(events):
+                positions = self._append_with_duplicates(events, stored, expected_version)
+            else:
+                positions = self._append_new(events, expected_version)
             self._save_stream_versions()
         except BaseException:
             if self._conn.in_transaction:  # a full disk or an I/O error rolls back the whole transaction
@@ -326,51 +332,67 @@ class Transaction:
         self.appended_count = sum(len(run[0]) for run in self._appended)
         return positions
 
-    def _append_new(
-        self, events: list[NewEvent], expected_version, encoded: list | None = None
-    ) -> tuple[list[int] | None, list | None]:
-        """Multi-row inserts, compressing the next rows while these are stored.
+    def _stored_positions(self, events: list[NewEvent]) -> dict[str, int]:
+        """Positions of the batch's event ids that are already in the log."""
+        found: dict[str, int] = {}
+        for start in range(0, len(events), 500):
+            ids = [_event_id_bytes(e.event_id) for e in events[start:start + 500]]
+            for event_id, position in self._conn.execute(
+                f"SELECT event_id, position FROM events WHERE event_id IN ({','.join('?' * len(ids))})", ids
+            ):
+                found[event_id.hex()] = position
+        return found
 
-        Returns (positions, encoded payloads); positions is None if an event id turned out to
-        be stored already, and the caller sorts the batch out with `_append_with_duplicates`.
-        """
+    def _append_new(self, events: list[NewEvent], expected_version) -> list[int]:
+        """Insert events none of whose ids is stored, compressing ahead in a worker thread while
+        SQLite writes; runs of one stream in a bulk append share a compressed block."""
         checked: set[str] = set()
         versions = []
         streams = self._streams
         for event in events:
             stream = streams.get(event.stream) or self._stream(event.stream)
             if event.stream not in checked:
-                if encoded is None and self._existing(event) is not None:
-                    return None, None
                 _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
                 checked.add(event.stream)
             stream[1] += 1
             versions.append((stream[0], stream[1]))
         if not events:
-            return [], []
-        client_no, now = self.store._client_no, self.now
-        before = self._conn.total_changes()
-        chunks = (
-            self.store.codec.encode_chunks([e.data for e in events]) if encoded is None
-            else [(start, encoded[start:start + 10_000]) for start in range(0, len(events), 10_000)]
-        )
-        done: list[tuple[int | None, bytes]] = []
-        for start, chunk in chunks:
-            done.extend(chunk)
-            self._conn.executemany(_INSERT, [
-                (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,
-                 event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
-                 now, event.causation_id, event.correlation_id, dict_id, stored)
-                for event, (stream_no, version), (dict_id, stored)
-                in zip(events[start:start + len(chunk)], versions[start:start + len(chunk)], chunk)
-            ])
-        if self._conn.total_changes() - before != len(events):
-            return None, done
-        first = self._conn.last_insert_rowid() - len(events) + 1
+            return []
+        client_no, now, conn = self.store._client_no, self.now, self._conn
+        first = self._next_position()
+        groups = payloads.runs(events)
+        for _, chunk_groups, frames in payloads.encoded_runs(self.store.codec, events, groups):
+            blocks = [(first + group[0], dict_id, payloads.pack_sizes([len(events[i].data) for i in group]), frame)
+                      for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
+            block_id = None
+            if blocks:
+                conn.executemany(_INSERT_BLOCK, blocks)
+                block_id = conn.last_insert_rowid() - len(blocks)
+            rows = []
+            for group, (dict_id, frame) in zip(chunk_groups, frames):
+                if len(group) > 1:
+                    block_id += 1
+                    located = [(i, None, b"", block_id) for i in group]
+                else:
+                    located = [(group[0], dict_id, frame, None)]
+                for i, member_dict_id, data, member_block in located:
+                    event, (stream_no, version) = events[i], versions[i]
+                    rows.append((first + i, _event_id_bytes(event.event_id), stream_no, version, event.type,
+                                 event.schema_version, event.entity, event.entity_id, event.op, client_no,
+                                 event.actor, event.occurred_at, now, event.causation_id, event.correlation_id,
+                                 member_dict_id, data, member_block))
+            before = conn.total_changes()
+            conn.executemany(_INSERT_AT, rows)
+            if conn.total_changes() - before != len(rows):
+                raise RuntimeError("an event id appeared while this transaction held the write lock")
         self._appended.append((events, first, versions, self.store.client_id, now))
-        return list(range(first, first + len(events))), done
+        return list(range(first, first + len(events)))
 
-    def _append_with_duplicates(self, events: list[NewEvent], encoded: list | None, expected_version) -> list[int]:
+    def _next_position(self) -> int:
+        rows = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchall()
+        return (rows[0][0] if rows else 0) + 1
+
+    def _append_with_duplicates(self, events: list[NewEvent], stored: dict[str, int], expected_version) -> list[int]:
         """Skip events already stored (same content) or repeated in the batch; append the rest."""
         positions: list[int | None] = [None] * len(events)
         first_index: dict[str, int] = {}
@@ -382,17 +404,11 @@ class Transaction:
                 if _content(events[j]) != _content(event):
                     raise errors.EventIdConflict(event.event_id, 0)
                 repeats.append((i, j))
-                continue
-            existing = self._existing(event)
-            if existing is None:
-                fresh.append(i)
+            elif event.event_id in stored:
+                positions[i] = self._existing(event)  # raises EventIdConflict on other content
             else:
-                positions[i] = existing
-        new_positions, _ = self._append_new(
-            [events[i] for i in fresh], expected_version, None if encoded is None else [encoded[i] for i in fresh]
-        )
-        assert new_positions is not None, "an event id appeared while this transaction held the write lock"
-        for i, position in zip(fresh, new_positions):
+                fresh.append(i)
+        for i, position in zip(fresh, self._append_new([events[i] for i in fresh], expected_version)):
             positions[i] = position
         for i, j in repeats:
             positions[i] = positions[j]
@@ -454,12 +470,13 @@ class Transaction:
         rows = self._conn.execute(_SELECT_BY_ID, (event_id,)).fetchall()
         if not rows:
             return None
-        position, stream_no, type_, schema_version, entity, entity_id, op, dict_id, data = rows[0]
+        position, stream_no, type_, schema_version, entity, entity_id, op, dict_id, data, block_id = rows[0]
         same = (
             self.store._stream_name(stream_no) == event.stream
             and (type_, schema_version, entity, entity_id, op)
             == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
-            and (self.store.codec.decode(dict_id, data) == event.data or _redacted(self._conn, position))
+            and (payloads.read(self._conn, self.store.codec, [(position, dict_id, data, block_id)])[0] == event.data
+                 or _redacted(self._conn, position))
         )
         if not same:
             raise errors.EventIdConflict(event.event_id, position)

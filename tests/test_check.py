@@ -59,7 +59,8 @@ def test_a_sound_store_passes_deep_check_and_json_shape(db):
     checks = report["checks"]
     assert checks["integrity"]["ok"] and checks["payloads"]["failed"] == 0
     assert checks["log"]["events"] == checks["log"]["head"] > 900
-    assert sorted(checks["log"]["append_only_triggers"]) == ["events_append_only_delete", "events_append_only_update"]
+    assert sorted(checks["log"]["append_only_triggers"]) == [
+        "blocks_append_only_delete", "blocks_append_only_update", "events_append_only_delete", "events_append_only_update"]
     assert {"fulltext", "memories", "sessions", "tasks", "vectors"} <= set(checks["projections"])
     assert all(d["compared"] and not any(t["live_only"] or t["rebuilt_only"] for t in d["tables"].values())
                for d in checks["deep"].values())

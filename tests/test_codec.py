@@ -30,10 +30,12 @@ def test_round_trip_across_dictionary_changes(tmp_path, monkeypatch):
             s.append([new_event(f"s{start % 3}", p) for p in payloads[start:start + 250]])
         dicts = s.db.conn.execute("SELECT dict_id, trained_at FROM dictionaries ORDER BY dict_id").fetchall()
         assert len(dicts) >= 2, "a first and a later, retrained dictionary"
-        used = {d for (d,) in s.db.conn.execute("SELECT DISTINCT dict_id FROM events")}
+        used = {d for (d,) in s.db.conn.execute(
+            "SELECT dict_id FROM events UNION SELECT dict_id FROM blocks")}
         assert {0, dicts[0][0], dicts[-1][0]} <= used
         assert [e.data for e in s.read_all()] == payloads
     with Store(tmp_path / "e.db") as s:  # a fresh process knows only what the file holds
         assert [e.data for e in s.read_all()] == payloads
-        stored = s.db.conn.execute("SELECT sum(length(data)) FROM events").fetchall()[0][0]
+        stored = s.db.conn.execute(
+            "SELECT (SELECT sum(length(data)) FROM events) + (SELECT sum(length(data)) FROM blocks)").fetchall()[0][0]
         assert stored < sum(map(len, payloads)) / 2

@@ -201,9 +201,11 @@ def test_subscribe_wakes_on_an_append_from_another_process(tmp_path):
     assert woke - appended_at < 0.5  # typically a few ms; generous against a loaded machine
 
 
-def test_sql_function_reads_compressed_payloads(store):
+def test_sql_function_reads_payloads_from_frames_and_blocks(store):
     payloads = [(b'{"type":"assistant","text":"%s"}' % (b"word " * (i % 50 + 10))) for i in range(3000)]
     store.append([new_event("a", p) for p in payloads])
-    rows = store.db.conn.execute("SELECT dict_id, event_data(dict_id, data) FROM events ORDER BY position").fetchall()
-    assert [r[1] for r in rows] == payloads
-    assert {r[0] for r in rows} - {None}, "payloads are stored compressed"
+    rows = store.db.conn.execute("SELECT event_payload(position), block_id FROM events ORDER BY position").fetchall()
+    assert [r[0] for r in rows] == payloads
+    assert {r[1] for r in rows} - {None}, "a bulk append stores runs of payloads in blocks"
+    stored = store.db.conn.execute("SELECT sum(length(data)) FROM blocks").fetchall()[0][0]
+    assert stored < sum(map(len, payloads)) / 5
