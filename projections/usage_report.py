@@ -367,3 +367,34 @@ def _days(day: str) -> int:
     yoe = y - era * 400
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + mday - 1
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def build_report(conn, kind: str, since: str | None, until: str | None, zone: str | None) -> Report:
+    """One usage report from the read model on `conn` (zone: IANA name, None for the system zone)."""
+    if kind == "session":
+        start = day_start_ms(since, zone) if since else None
+        end = day_start_ms(next_day(until), zone) if until else None
+        return report(kind, session_rows(conn, start, end))
+    return report(kind, daily_rows(conn, zone_offsets(zone)), since=since, until=until)
+
+
+def warm_report(path, kind: str, since: str | None, until: str | None, zone: str | None) -> Report | None:
+    """The report straight from the read model when it is built and at the head of the log, in
+    one snapshot; None when it is not (or the file cannot be read), for the caller to catch up."""
+    import apsw
+
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error:
+        return None  # missing or unreadable: the Store says why, or creates it
+    try:
+        conn.set_busy_timeout(5_000)
+        conn.execute("BEGIN")
+        try:
+            return build_report(conn, kind, since, until, zone) if is_fresh(conn) else None
+        finally:
+            conn.execute("COMMIT")
+    except apsw.Error:
+        return None  # not ours, not built, locked: the slow path reports it properly
+    finally:
+        conn.close()

@@ -15,6 +15,7 @@ import sys
 import click
 
 from eventstore.cli.common import db_option, db_path, handle_errors, json_option
+from eventstore.warm_usage import emit_report, warn_unpriced
 
 _USAGE = "usage"
 
@@ -63,57 +64,21 @@ def run(kind: str, *, since: str | None, until: str | None, zone: str | None, as
 
     since, until = _day(since, "--since"), _day(until, "--until")
     try:
-        offsets = usage_report.zone_offsets(zone)
+        usage_report.zone_offsets(zone)  # validate before any work
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timezone") from None
 
     def build(conn) -> dict:
-        if kind == "session":
-            start = usage_report.day_start_ms(since, zone) if since else None
-            end = usage_report.day_start_ms(usage_report.next_day(until), zone) if until else None
-            return usage_report.report(kind, usage_report.session_rows(conn, start, end))
-        return usage_report.report(kind, usage_report.daily_rows(conn, offsets), since=since, until=until)
+        return usage_report.build_report(conn, kind, since, until, zone)
 
-    path = db_path(db)
-    doc = _fast(path, build)
+    doc = usage_report.warm_report(db_path(db), kind, since, until, zone)
     if doc is None:
         doc = _caught_up(db, build)
-    unpriced = doc["totals"].get("unpricedModels")
-    if unpriced:
-        click.echo(f"warning: no price for {', '.join(unpriced)}: counted at $0 "
-                   "(price them with a $EVENTSTORE_PRICING file)", err=True)
     if as_json:
-        # The standard library's encoder: the document is small, and importing msgspec costs
-        # more (about 15 ms, for typing_extensions) than encoding it with either.
-        import json
-
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-        return
-    _print_table(kind, doc)
-
-
-def _fast(path, build) -> dict | None:
-    """The report straight from the aggregate tables when they are current; None otherwise."""
-    import apsw
-
-    from projections.usage_report import is_fresh
-
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
-    except apsw.Error:
-        return None  # missing or unreadable: the Store says why, or creates it
-    try:
-        conn.set_busy_timeout(5_000)
-        conn.execute("BEGIN")  # one snapshot for the freshness check and the report
-        try:
-            return build(conn) if is_fresh(conn) else None
-        finally:
-            conn.execute("COMMIT")
-    except apsw.Error:
-        return None  # not ours, not built, locked: the slow path reports it properly
-    finally:
-        conn.close()
+        emit_report(doc)
+    else:
+        warn_unpriced(doc)
+        _print_table(kind, doc)
 
 
 def _caught_up(db: str | None, build) -> dict:

@@ -1,0 +1,57 @@
+"""The console script's click-free path for warm usage reports gives exactly the click command's output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from eventstore.warm_usage import _parse
+
+
+def run(db, args, fast: bool) -> subprocess.CompletedProcess:
+    env = {**os.environ}
+    if not fast:
+        env["EVENTSTORE_NO_FAST_PATH"] = "1"
+    return subprocess.run([sys.executable, "-m", "eventstore", *args], capture_output=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    from conftest import CORPUS
+
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared transcript corpus is not at {CORPUS}")
+    path = tmp_path_factory.mktemp("warm") / "e.db"
+    subprocess.run([sys.executable, "-m", "eventstore", "--db", str(path), "ingest", str(CORPUS), "--json"],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.mark.parametrize("args", [
+    ["usage", "daily", "--json"],
+    ["usage", "weekly", "--json", "--timezone", "Asia/Kolkata"],
+    ["usage", "monthly", "--json", "--since=20250101", "--until", "20261231"],
+    ["usage", "session", "--json", "--since", "20250601"],
+])
+def test_fast_path_output_equals_the_click_command(db, args):
+    for where in (["--db", str(db)], None):
+        full = (where + args) if where else (args + ["--db", str(db)])
+        fast, slow = run(db, full, fast=True), run(db, full, fast=False)
+        assert fast.returncode == slow.returncode == 0, slow.stderr
+        assert fast.stdout == slow.stdout and fast.stdout.startswith(b"{")
+        assert fast.stderr == slow.stderr
+
+
+def test_anything_else_is_left_to_click():
+    assert _parse(["usage", "daily", "--json"]) == ("daily", {"--since": None, "--until": None, "--timezone": None, "--db": None})
+    for argv in (["usage", "daily"], ["usage", "daily", "--json", "--help"], ["usage", "yearly", "--json"],
+                 ["sessions", "--json"], ["usage", "daily", "--json", "--bogus", "1"], ["usage", "daily", "--json", "extra"]):
+        assert _parse(argv) is None, argv
+
+
+def test_bad_values_get_click_errors(tmp_path):
+    result = run(tmp_path / "e.db", ["--db", str(tmp_path / "e.db"), "usage", "daily", "--json", "--since", "yesterday"], fast=True)
+    assert result.returncode == 2 and b"YYYYMMDD" in result.stderr and b"Traceback" not in result.stderr
