@@ -49,7 +49,7 @@ from projections.usage_report import (
     session_totals,
 )
 from schemas.envelope import RecordedEvent
-from schemas.transcript_events import OTHER, session_of_stream
+from schemas.transcript_events import OTHER, from_shared_line, session_of_stream
 
 __all__ = ["PricingUnavailable", "UsageProjection", "record_entries", "session_totals"]
 
@@ -192,6 +192,8 @@ class UsageProjection:
         """Fold a batch of events into the kept copies and the aggregates."""
         found: list[tuple[RecordedEvent, UsageEntry]] = []
         for event in events:
+            if from_shared_line(event.correlation_id):
+                continue  # ccusage cannot parse a line holding several records, so it counts none of them
             for entry in record_entries(event.data):
                 found.append((event, entry))
         if found:

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 NAME = "usage"
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 """Bump when a rule of projections.usage or projections.usage_entries changes: it rebuilds."""
 BUCKET_SECONDS = 900
 PICO = 10**12

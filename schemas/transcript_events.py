@@ -16,6 +16,8 @@ RECORD_TYPES: frozenset[str] = frozenset((
 ))
 
 OTHER = "claude.other"
+SHARED_LINE_PREFIX = "line:"
+"""The correlation id of every object on a line that held several (`line:<hash of the line>`)."""
 ENTITY = "transcript_record"
 ACTOR = "claude-code"
 SESSION_STREAM_PREFIX = "claude:session:"
@@ -38,3 +40,15 @@ def session_of_stream(stream: str) -> str | None:
     if stream.startswith(SESSION_STREAM_PREFIX):
         return stream[len(SESSION_STREAM_PREFIX):]
     return None
+
+
+def shared_line_id(line: bytes) -> str:
+    """The correlation id that ties together the objects written on one line."""
+    from hashlib import blake2b
+
+    return SHARED_LINE_PREFIX + blake2b(line, digest_size=8).hexdigest()
+
+
+def from_shared_line(correlation_id: str | None) -> bool:
+    """Whether an event is one of several objects found on one transcript line."""
+    return correlation_id is not None and correlation_id.startswith(SHARED_LINE_PREFIX)

@@ -103,6 +103,9 @@ def test_concatenated_objects_torn_lines_and_garbage(tmp_path):
         assert [e.stream for e in events] == [
             "claude:session:s1", "claude:session:5b4e0a56-0000-4000-8000-000000000001", "claude:session:s1"]
         assert events[0].occurred_at == 1777629600000
+        # Objects that shared a line are tied together (ccusage skips such lines; usage follows it).
+        assert events[0].correlation_id == events[1].correlation_id and events[0].correlation_id.startswith("line:")
+        assert events[2].correlation_id not in (None, events[0].correlation_id)
         reasons = sorted(q.reason.split(":")[0] for q in listing(store.db.conn))
         assert reasons == ["not JSON", "not JSON", "not UTF-8 (invalid start byte at byte 0)"]
         assert_every_line_kept(store, [session])

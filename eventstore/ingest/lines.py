@@ -16,7 +16,7 @@ import msgspec
 
 from schemas.envelope import NewEvent
 from schemas.transcript import decode_header
-from schemas.transcript_events import ACTOR, ENTITY, event_type, session_stream
+from schemas.transcript_events import ACTOR, ENTITY, event_type, session_stream, shared_line_id
 
 MAX_LINE = 64 * 1024 * 1024
 """A line longer than this is quarantined instead of decoded (bounds memory on broken files)."""
@@ -92,6 +92,7 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
         starts.append((index, None))
         index = end
     cuts = [len(text[:start].encode("utf-8")) for start, _ in starts] + [len(line)]
+    shared = shared_line_id(line) if len(starts) > 1 else None
     for (start, failure), begin, finish in zip(starts, cuts, cuts[1:]):
         data = line[begin:finish]
         if failure is not None:
@@ -102,10 +103,10 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
         except (msgspec.DecodeError, RecursionError, ValueError) as exc:
             yield Bad(offset + begin, f"not JSON: {exc}", data)
             continue
-        yield Piece(offset + begin, _event(data, header, fallback_session))
+        yield Piece(offset + begin, _event(data, header, fallback_session, shared))
 
 
-def _event(data: bytes, header, fallback_session: str) -> NewEvent:
+def _event(data: bytes, header, fallback_session: str, shared_line: str | None = None) -> NewEvent:
     session = header.session_id if isinstance(header.session_id, str) and header.session_id else fallback_session
     stream = session_stream(session)
     digest = blake2b(stream.encode(), digest_size=16)
@@ -122,6 +123,7 @@ def _event(data: bytes, header, fallback_session: str) -> NewEvent:
         data=data,
         actor=ACTOR,
         occurred_at=parse_timestamp(header.timestamp),
+        correlation_id=shared_line,
     )
 
 
