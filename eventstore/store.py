@@ -20,8 +20,9 @@ from eventstore.storage import Database, now_ms, translated
 from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
 from schemas.upcasting import upcasters
 
-AfterAppend = Callable[["Transaction", list[RecordedEvent]], None]
-"""A hook run inside every write transaction that appended events, before it commits."""
+AfterAppend = Callable[["Transaction"], None]
+"""A hook run inside every write transaction that appended events, before it commits; it reads
+what was appended with `Transaction.appended_events(types)` and `appended_range()`."""
 
 _SELECT_BY_ID = (
     "SELECT position, stream_no, type, schema_version, entity, entity_id, op, dict_id, data, block_id "
@@ -89,10 +90,8 @@ class Store:
             tx = Transaction(self, conn)
             yield tx
             if tx.appended_count:
-                if self.after_append:
-                    recorded = tx.appended
-                    for hook in self.after_append:
-                        hook(tx, recorded)
+                for hook in self.after_append:
+                    hook(tx)
                 head = tx.head()
                 if self.codec.training_due(head):
                     self.codec.train(conn, head, tx.now)
@@ -289,11 +288,23 @@ class Transaction:
     @property
     def appended(self) -> list[RecordedEvent]:
         """The events this transaction has appended so far, as recorded."""
+        return self.appended_events()
+
+    def appended_events(self, types: Collection[str] | None = None) -> list[RecordedEvent]:
+        """The events this transaction has appended so far, optionally only of some types."""
         return [
             _recorded(event, first + i, version, client_id, recorded_at)
             for events, first, versions, client_id, recorded_at in self._appended
             for i, (event, (_, version)) in enumerate(zip(events, versions))
+            if types is None or event.type in types
         ]
+
+    def appended_range(self) -> tuple[int, int] | None:
+        """(first, last) position appended by this transaction, or None."""
+        if not self._appended:
+            return None
+        first_run, last_run = self._appended[0], self._appended[-1]
+        return first_run[1], last_run[1] + len(last_run[0]) - 1
 
     def append(
         self,

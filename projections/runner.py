@@ -340,12 +340,20 @@ class Runner:
 
     # Inline
 
-    def _after_append(self, tx: Transaction, appended: list[RecordedEvent]) -> None:
+    def _after_append(self, tx: Transaction) -> None:
         """Apply newly appended events to inline projections inside the append transaction."""
         inline = [p for p in self.projections.values() if p.inline]
-        if not inline or not appended:
+        span = tx.appended_range()
+        if not inline or span is None:
             return
-        first, last = appended[0].position, appended[-1].position
+        first, last = span
+        wanted: set[str] | None = set()
+        for projection in inline:
+            if projection.handles is None:
+                wanted = None
+                break
+            wanted |= set(projection.handles)
+        appended = tx.appended_events(wanted)
         checkpoints = self._checkpoints(tx)
         for projection in inline:
             checkpoint = checkpoints.get(projection.name)

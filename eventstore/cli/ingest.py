@@ -29,7 +29,12 @@ def _roots(roots: tuple[Path, ...]) -> list[Path]:
 
 
 def _catch_up_projections(store) -> None:
-    """Bring the projections up to date after new events, if the projections package is installed."""
+    """Bring the projections up to date, if the projections package is installed.
+
+    Called before ingesting too: once a projection is at the head of the log, the runner's
+    inline projections apply new events inside each ingest transaction, from the bytes in
+    hand, instead of reading them back and decompressing them afterwards.
+    """
     try:
         from projections.runner import Runner
     except ImportError:
@@ -56,6 +61,7 @@ def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
 
     chosen = _roots(roots)
     with open_store(db) as store:
+        _catch_up_projections(store)
         if as_json or not sys.stdout.isatty():
             report = Ingester(store).ingest(chosen)
         else:
@@ -96,6 +102,7 @@ def tail(roots: tuple[Path, ...], db: str | None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with open_store(db) as store:
+        _catch_up_projections(store)
         first = True
 
         def on_batch(report) -> None:
