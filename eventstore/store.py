@@ -326,11 +326,12 @@ class Transaction:
         mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
         self._conn.execute("SAVEPOINT append")
         try:
-            stored = self._stored_positions(events)
-            if stored or len({e.event_id for e in events}) != len(events):
-                positions = self._append_with_duplicates(events, stored, expected_version)
+            ids = [_event_id_bytes(e.event_id) for e in events]
+            stored = self._stored_positions(ids)
+            if stored or len(set(ids)) != len(ids):
+                positions = self._append_with_duplicates(events, ids, stored, expected_version)
             else:
-                positions = self._append_new(events, expected_version)
+                positions = self._append_new(events, ids, expected_version)
             self._save_stream_versions()
         except BaseException:
             if self._conn.in_transaction:  # a full disk or an I/O error rolls back the whole transaction
@@ -343,23 +344,33 @@ class Transaction:
         self.appended_count = sum(len(run[0]) for run in self._appended)
         return positions
 
-    def _stored_positions(self, events: list[NewEvent]) -> dict[str, int]:
-        """Positions of the batch's event ids that are already in the log."""
-        found: dict[str, int] = {}
-        for start in range(0, len(events), 500):
-            ids = [_event_id_bytes(e.event_id) for e in events[start:start + 500]]
-            for event_id, position in self._conn.execute(
-                f"SELECT event_id, position FROM events WHERE event_id IN ({','.join('?' * len(ids))})", ids
-            ):
-                found[event_id.hex()] = position
+    def _stored_positions(self, ids: list[bytes]) -> dict[bytes, int]:
+        """Positions of these event ids that are already in the log."""
+        found: dict[bytes, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            found.update(self._conn.execute(
+                f"SELECT event_id, position FROM events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall())
         return found
 
-    def _append_new(self, events: list[NewEvent], expected_version) -> list[int]:
+    def _load_streams(self, names: Iterable[str]) -> None:
+        """Look up, in one query, the streams this transaction has not seen yet."""
+        missing = list({name for name in names if name not in self._streams})
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            for name, stream_no, version in self._conn.execute(
+                f"SELECT name, stream_no, version FROM streams WHERE name IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                self._streams[name] = [stream_no, version, version]
+
+    def _append_new(self, events: list[NewEvent], ids: list[bytes], expected_version) -> list[int]:
         """Insert events none of whose ids is stored, compressing ahead in a worker thread while
         SQLite writes; runs of one stream in a bulk append share a compressed block."""
         checked: set[str] = set()
         versions = []
         streams = self._streams
+        self._load_streams(event.stream for event in events)
         for event in events:
             stream = streams.get(event.stream) or self._stream(event.stream)
             if event.stream not in checked:
@@ -388,7 +399,7 @@ class Transaction:
                     located = [(group[0], dict_id, frame, None)]
                 for i, member_dict_id, data, member_block in located:
                     event, (stream_no, version) = events[i], versions[i]
-                    rows.append((first + i, _event_id_bytes(event.event_id), stream_no, version, event.type,
+                    rows.append((first + i, ids[i], stream_no, version, event.type,
                                  event.schema_version, event.entity, event.entity_id, event.op, client_no,
                                  event.actor, event.occurred_at, now, event.causation_id, event.correlation_id,
                                  member_dict_id, data, member_block))
@@ -403,23 +414,25 @@ class Transaction:
         rows = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchall()
         return (rows[0][0] if rows else 0) + 1
 
-    def _append_with_duplicates(self, events: list[NewEvent], stored: dict[str, int], expected_version) -> list[int]:
+    def _append_with_duplicates(self, events: list[NewEvent], ids: list[bytes], stored: dict[bytes, int],
+                                expected_version) -> list[int]:
         """Skip events already stored (same content) or repeated in the batch; append the rest."""
         positions: list[int | None] = [None] * len(events)
-        first_index: dict[str, int] = {}
+        first_index: dict[bytes, int] = {}
         repeats: list[tuple[int, int]] = []
         fresh: list[int] = []
-        for i, event in enumerate(events):
-            j = first_index.setdefault(event.event_id, i)
+        for i, (event, event_id) in enumerate(zip(events, ids)):
+            j = first_index.setdefault(event_id, i)
             if j != i:
                 if _content(events[j]) != _content(event):
                     raise errors.EventIdConflict(event.event_id, 0)
                 repeats.append((i, j))
-            elif event.event_id in stored:
+            elif event_id in stored:
                 positions[i] = self._existing(event)  # raises EventIdConflict on other content
             else:
                 fresh.append(i)
-        for i, position in zip(fresh, self._append_new([events[i] for i in fresh], expected_version)):
+        new = self._append_new([events[i] for i in fresh], [ids[i] for i in fresh], expected_version)
+        for i, position in zip(fresh, new):
             positions[i] = position
         for i, j in repeats:
             positions[i] = positions[j]
@@ -522,10 +535,11 @@ class Transaction:
         return position
 
     def _save_stream_versions(self) -> None:
-        for stream in self._streams.values():
-            if stream[1] != stream[2]:
-                self._conn.execute("UPDATE streams SET version = ? WHERE stream_no = ?", (stream[1], stream[0]))
-                stream[2] = stream[1]
+        changed = [stream for stream in self._streams.values() if stream[1] != stream[2]]
+        self._conn.executemany("UPDATE streams SET version = ? WHERE stream_no = ?",
+                               [(stream[1], stream[0]) for stream in changed])
+        for stream in changed:
+            stream[2] = stream[1]
 
 
 def _content(event: NewEvent) -> tuple:
