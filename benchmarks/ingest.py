@@ -58,6 +58,7 @@ def cached_tree(mb: int, seed: int) -> Path:
 
     spec = importlib.util.spec_from_file_location("gen_transcripts", HERE / "gen_transcripts.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_transcripts"] = module  # its worker processes find it by name
     spec.loader.exec_module(module)
     generate = module.generate
 

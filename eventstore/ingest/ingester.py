@@ -33,8 +33,8 @@ from eventstore.store import Store
 
 CHUNK = 4 * 1024 * 1024
 BATCH_EVENTS = 10_000
-BATCH_BYTES = 16 * 1024 * 1024
-QUEUED_BATCHES = 2
+BATCH_BYTES = 8 * 1024 * 1024
+QUEUED_BATCHES = 1
 """Batches read ahead of the one being committed (bounds memory to a few batches)."""
 
 Progress = Callable[[int, int], None]
