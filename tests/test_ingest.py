@@ -280,3 +280,23 @@ def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
     assert "watching" in out and "Traceback" not in err
     batches = [line for line in out.split("watching")[1].splitlines() if line.startswith("+")]
     assert batches and all("(0 duplicates" in line for line in batches), out  # nothing re-read
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=__import__("datetime").datetime(1971, 1, 1), max_value=__import__("datetime").datetime(2100, 1, 1)),
+       st.text(alphabet="0123456789:.TZ-+x ", max_size=26))
+def test_timestamp_fast_path_agrees_with_the_standard_parser(moment, junk):
+    from datetime import datetime, timezone
+
+    from eventstore.ingest.lines import parse_timestamp
+
+    def reference(value):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return None if parsed.tzinfo is None else round(parsed.timestamp() * 1000)
+
+    text = moment.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for value in (text, junk, text[:11] + junk[:13] + "Z"):
+        assert parse_timestamp(value) == reference(value), value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from hashlib import blake2b
 
 import msgspec
@@ -113,24 +113,35 @@ def _event(data: bytes, header, fallback_session: str, shared_line: str | None =
     digest.update(b"\n")
     digest.update(data)
     event_id = digest.hexdigest()
-    return NewEvent(
-        event_id=event_id,
-        stream=stream,
-        type=event_type(header.type),
-        entity=ENTITY,
-        entity_id=header.uuid if isinstance(header.uuid, str) and header.uuid else event_id,
-        op="create",
-        data=data,
-        actor=ACTOR,
-        occurred_at=parse_timestamp(header.timestamp),
-        correlation_id=shared_line,
-    )
+    entity_id = header.uuid if isinstance(header.uuid, str) and header.uuid else event_id
+    # Positional, in NewEvent's field order: event_id, stream, type, entity, entity_id, op, data,
+    # schema_version, actor, occurred_at, causation_id, correlation_id.
+    return NewEvent(event_id, stream, event_type(header.type), ENTITY, entity_id, "create", data, 1, ACTOR,
+                    parse_timestamp(header.timestamp), None, shared_line)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAYS: dict[str, int] = {}
 
 
 def parse_timestamp(value: object) -> int | None:
     """An ISO-8601 timestamp as epoch milliseconds; None when absent or unreadable."""
     if not isinstance(value, str):
         return None
+    if len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == ".":
+        # Claude Code's own form, 2026-05-01T10:00:00.000Z: the day from a cache, the rest by hand.
+        day = _DAYS.get(value[:10])
+        if day is None:
+            try:
+                day = _DAYS[value[:10]] = date.fromisoformat(value[:10]).toordinal() - _EPOCH_ORDINAL
+            except ValueError:
+                return None
+        hours, minutes, seconds, millis = value[11:13], value[14:16], value[17:19], value[20:23]
+        if value[13] == value[16] == ":" and (hours + minutes + seconds + millis).isascii() \
+                and (hours + minutes + seconds + millis).isdigit():
+            h, m, sec = int(hours), int(minutes), int(seconds)
+            if h < 24 and m < 60 and sec < 60:
+                return (((day * 24 + h) * 60 + m) * 60 + sec) * 1000 + int(millis)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
