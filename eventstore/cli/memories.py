@@ -124,13 +124,19 @@ def forget(memory_id: str, reason: str, expected_version: int | None, as_json: b
 def link(memory_id: str, session: str | None, task: str | None, expected_version: int | None, as_json: bool,
          db: str | None) -> None:
     """Link a memory to a session or a task."""
+    _change_link("link", memory_id, session, task, expected_version, as_json, db)
+
+
+def _change_link(operation: str, memory_id: str, session: str | None, task: str | None,
+                 expected_version: int | None, as_json: bool, db: str | None) -> None:
+    """Link (operation "link") or unlink ("unlink") a memory and a session or task."""
     from projections import memories as lib
 
     target, target_id = _target(session, task)
     with _session(db) as (store, rows):
-        memory = lib.link(store, _resolve(rows, memory_id), target, target_id, expected_version=expected_version,
-                          actor="cli")
-    _show(memory, as_json, "linked")
+        memory = getattr(lib, operation)(store, _resolve(rows, memory_id), target, target_id,
+                                         expected_version=expected_version, actor="cli")
+    _show(memory, as_json, operation + "ed")
 
 
 @memories.command("unlink")
@@ -144,13 +150,7 @@ def link(memory_id: str, session: str | None, task: str | None, expected_version
 def unlink(memory_id: str, session: str | None, task: str | None, expected_version: int | None, as_json: bool,
            db: str | None) -> None:
     """Remove a link between a memory and a session or a task."""
-    from projections import memories as lib
-
-    target, target_id = _target(session, task)
-    with _session(db) as (store, rows):
-        memory = lib.unlink(store, _resolve(rows, memory_id), target, target_id,
-                            expected_version=expected_version, actor="cli")
-    _show(memory, as_json, "unlinked")
+    _change_link("unlink", memory_id, session, task, expected_version, as_json, db)
 
 
 @memories.command("list")
