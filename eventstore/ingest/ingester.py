@@ -18,7 +18,7 @@ import msgspec
 import msgspec.structs
 
 from eventstore.ingest import quarantine
-from eventstore.ingest.lines import MAX_LINE, Bad, Piece, complete_lines, line_pieces
+from eventstore.ingest.lines import MAX_LINE, Bad, Piece, complete_lines, line_event, line_pieces
 from eventstore.ingest.sources import (
     HEAD_BYTES,
     Checkpoint,
@@ -205,8 +205,13 @@ class Ingester:
                 lines, consumed = complete_lines(buffer, offset)
                 if skipping and lines:
                     lines, skipping = lines[1:], False  # the rest of an over-long line
+                report.lines += len(lines)
                 for line_offset, line in lines:
-                    report.lines += 1
+                    event = line_event(line, session)  # one object on the line: nearly always
+                    if event is not None:
+                        batch.pieces.append((checkpoint.path, Piece(line_offset, event)))
+                        batch.data_bytes += len(line)
+                        continue
                     for piece in line_pieces(line_offset, line, session):
                         if isinstance(piece, Piece):
                             batch.pieces.append((checkpoint.path, piece))

@@ -16,7 +16,15 @@ import msgspec
 
 from schemas.envelope import NewEvent
 from schemas.transcript import decode_header
-from schemas.transcript_events import ACTOR, ENTITY, event_type, session_stream, shared_line_id
+from schemas.transcript_events import (
+    ACTOR,
+    ENTITY,
+    OTHER,
+    RECORD_TYPES,
+    event_type,
+    session_stream,
+    shared_line_id,
+)
 
 MAX_LINE = 64 * 1024 * 1024
 """A line longer than this is quarantined instead of decoded (bounds memory on broken files)."""
@@ -65,6 +73,18 @@ def line_pieces(offset: int, line: bytes, fallback_session: str) -> Iterator[Pie
     yield Piece(offset, _event(line, header, fallback_session))
 
 
+def line_event(line: bytes, fallback_session: str) -> NewEvent | None:
+    """The event of a line holding exactly one JSON value; None for every other case (blank,
+    too long, several objects, not JSON), which `line_pieces` sorts out."""
+    if len(line) > MAX_LINE:
+        return None
+    try:
+        header = decode_header(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
+        return None
+    return _event(line, header, fallback_session)
+
+
 def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iterator[Piece | Bad]:
     """The rare path: several objects on one line, or bytes that are not JSON at all."""
     try:
@@ -106,17 +126,29 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
         yield Piece(offset + begin, _event(data, header, fallback_session, shared))
 
 
+_streams: dict[str, tuple[str, object]] = {}
+"""Session id -> (stream name, hash state of the stream's id prefix), reused line after line."""
+_EVENT_TYPES = {record_type: event_type(record_type) for record_type in RECORD_TYPES}
+
+
 def _event(data: bytes, header, fallback_session: str, shared_line: str | None = None) -> NewEvent:
     session = header.session_id if isinstance(header.session_id, str) and header.session_id else fallback_session
-    stream = session_stream(session)
-    digest = blake2b(stream.encode(), digest_size=16)
-    digest.update(b"\n")
+    known = _streams.get(session)
+    if known is None:
+        if len(_streams) > 100_000:
+            _streams.clear()
+        stream = session_stream(session)
+        prefix = blake2b(stream.encode(), digest_size=16)
+        prefix.update(b"\n")
+        known = _streams[session] = (stream, prefix)
+    stream, prefix = known
+    digest = prefix.copy()
     digest.update(data)
     event_id = digest.hexdigest()
     entity_id = header.uuid if isinstance(header.uuid, str) and header.uuid else event_id
     # Positional, in NewEvent's field order: event_id, stream, type, entity, entity_id, op, data,
     # schema_version, actor, occurred_at, causation_id, correlation_id.
-    return NewEvent(event_id, stream, event_type(header.type), ENTITY, entity_id, "create", data, 1, ACTOR,
+    return NewEvent(event_id, stream, _EVENT_TYPES.get(header.type, OTHER), ENTITY, entity_id, "create", data, 1, ACTOR,
                     parse_timestamp(header.timestamp), None, shared_line)
 
 
