@@ -25,7 +25,7 @@ _EXPORTS = {
     "TooNewDatabase": "eventstore.errors",
     "WrongExpectedVersion": "eventstore.errors",
     "Store": "eventstore.store",
-    "Transaction": "eventstore.store",
+    "Transaction": "eventstore.transaction",
     "Change": "schemas.envelope",
     "ExpectedVersion": "schemas.envelope",
     "NewEvent": "schemas.envelope",
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
         TooNewDatabase,
         WrongExpectedVersion,
     )
-    from eventstore.store import Store, Transaction
+    from eventstore.store import Store
+    from eventstore.transaction import Transaction
     from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
 
 

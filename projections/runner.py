@@ -37,8 +37,9 @@ from pathlib import Path
 import msgspec
 
 from eventstore.errors import EventStoreError
-from eventstore.storage import now_ms, translated
-from eventstore.store import Store, Transaction
+from eventstore.storage import translated
+from eventstore.store import Store
+from eventstore.transaction import Transaction
 from projections.base import ENTRY_POINT_GROUP, Projection, payload_types
 from schemas.envelope import RecordedEvent
 

@@ -125,7 +125,8 @@ def test_library_commands_and_the_projection_agree(store):
     assert sorted((m.to_json() for m in listed), key=lambda m: m["memory_id"]) == sorted(
         (memories.get(store, a.memory_id).to_json(), memories.get(store, b.memory_id).to_json()),
         key=lambda m: m["memory_id"])
-    assert listed[0].tags == ["y", "z"] and listed[0].project == "q" and listed[1].deleted
+    by_id = {m.memory_id: m for m in listed}
+    assert by_id[a.memory_id].tags == ["y", "z"] and by_id[a.memory_id].project == "q" and by_id[b.memory_id].deleted
     # And a rebuild from the log gives the same rows.
     runner.rebuild()
     assert memories.list_memories(reader(store), include_deleted=True) == listed

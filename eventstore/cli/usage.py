@@ -10,7 +10,6 @@ human output only, msgspec not at all.
 
 from __future__ import annotations
 
-import sys
 
 import click
 

@@ -1,0 +1,361 @@
+"""Write transactions: appending events to the log, with other writes that commit with them.
+
+A `Transaction` comes from `Store.transaction()`. Appends check expected versions, skip events
+already stored (the same id and content) and store payloads through `eventstore.payloads`; a
+file checkpoint or a projection's rows written with `execute` commit in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from eventstore import errors, payloads
+from eventstore.codec import FIRST_TRAINING_AT
+from eventstore.storage import now_ms
+from schemas.envelope import ExpectedVersion, NewEvent, RecordedEvent
+
+if TYPE_CHECKING:
+    from eventstore.store import Store
+
+_SELECT_BY_ID = (
+    "SELECT position, stream_no, type, schema_version, entity, entity_id, op, dict_id, data, block_id "
+    "FROM events WHERE event_id = ?"
+)
+_INSERT = (
+    "INSERT INTO events (event_id, stream_no, version, type, schema_version, entity, entity_id, op,"
+    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_INSERT_AT = (
+    "INSERT INTO events (position, event_id, stream_no, version, type, schema_version, entity, entity_id,"
+    " op, client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_INSERT_BLOCK = "INSERT INTO blocks (first_position, dict_id, sizes, data) VALUES (?, ?, ?, ?)"
+
+
+class Transaction:
+    """Writes inside one `Store.transaction()`; events appended here are visible to later reads in it."""
+
+    def __init__(self, store: Store, conn) -> None:
+        self.store = store
+        self._conn = conn
+        self.now = now_ms()
+        self.appended_count = 0
+        # Appended runs: (events, first position, [(stream_no, version)], client id, recorded at).
+        self._appended: list[tuple[list[NewEvent], int, list[tuple[int, int]], str, int]] = []
+        self._streams: dict[str, list[int]] = {}  # name -> [stream_no, version, stored version]
+
+    @property
+    def appended(self) -> list[RecordedEvent]:
+        """The events this transaction has appended so far, as recorded."""
+        return self.appended_events()
+
+    def appended_events(self, types: Collection[str] | None = None) -> list[RecordedEvent]:
+        """The events this transaction has appended so far, optionally only of some types."""
+        return [
+            _recorded(event, first + i, version, client_id, recorded_at)
+            for events, first, versions, client_id, recorded_at in self._appended
+            for i, (event, (_, version)) in enumerate(zip(events, versions))
+            if types is None or event.type in types
+        ]
+
+    def appended_range(self) -> tuple[int, int] | None:
+        """(first, last) position appended by this transaction, or None."""
+        if not self._appended:
+            return None
+        first_run, last_run = self._appended[0], self._appended[-1]
+        return first_run[1], last_run[1] + len(last_run[0]) - 1
+
+    def append(
+        self,
+        events: Iterable[NewEvent],
+        expected_version: int | Mapping[str, int] = ExpectedVersion.ANY,
+    ) -> list[int]:
+        """Append events, returning their positions.
+
+        `expected_version` (one value for every stream in the batch, or a mapping per stream) is
+        checked against each stream's version before the batch; a mismatch raises
+        `WrongExpectedVersion`. An event whose id is already stored with the same content is
+        skipped and its stored position returned; with other content, `EventIdConflict`.
+        """
+        events = list(events)
+        codec = self.store.codec
+        if len(events) >= FIRST_TRAINING_AT and codec.compress and not codec.has_dictionary():
+            # A bulk load into a store without a dictionary: learn one from this batch first.
+            codec.train(self._conn, self.head(), self.now, [e.data for e in events])
+        mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
+        self._conn.execute("SAVEPOINT append")
+        try:
+            ids = [_event_id_bytes(e.event_id) for e in events]
+            stored = self._stored_positions(ids)
+            if stored or len(set(ids)) != len(ids):
+                positions = self._append_with_duplicates(events, ids, stored, expected_version)
+            else:
+                positions = self._append_new(events, ids, expected_version)
+            self._save_stream_versions()
+        except BaseException:
+            if self._conn.in_transaction:  # a full disk or an I/O error rolls back the whole transaction
+                self._conn.execute("ROLLBACK TO append")
+                self._conn.execute("RELEASE append")
+            del self._appended[mark:]
+            self._streams = saved
+            raise
+        self._conn.execute("RELEASE append")
+        self.appended_count = sum(len(run[0]) for run in self._appended)
+        return positions
+
+    def _stored_positions(self, ids: list[bytes]) -> dict[bytes, int]:
+        """Positions of these event ids that are already in the log."""
+        found: dict[bytes, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            found.update(self._conn.execute(
+                f"SELECT event_id, position FROM events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall())
+        return found
+
+    def _load_streams(self, names: Iterable[str]) -> None:
+        """Look up, in one query, the streams this transaction has not seen yet."""
+        missing = list({name for name in names if name not in self._streams})
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            for name, stream_no, version in self._conn.execute(
+                f"SELECT name, stream_no, version FROM streams WHERE name IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                self._streams[name] = [stream_no, version, version]
+
+    def _append_new(self, events: list[NewEvent], ids: list[bytes], expected_version) -> list[int]:
+        """Insert events none of whose ids is stored, compressing ahead in a worker thread while
+        SQLite writes; runs of one stream in a bulk append share a compressed block."""
+        checked: set[str] = set()
+        versions = []
+        streams = self._streams
+        self._load_streams(event.stream for event in events)
+        for event in events:
+            stream = streams.get(event.stream) or self._stream(event.stream)
+            if event.stream not in checked:
+                _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
+                checked.add(event.stream)
+            stream[1] += 1
+            versions.append((stream[0], stream[1]))
+        if not events:
+            return []
+        client_no, now, conn = self.store._client_no, self.now, self._conn
+        first = self._next_position()
+        groups = payloads.runs(events)
+        for _, chunk_groups, frames in payloads.encoded_runs(self.store.codec, events, groups):
+            blocks = [(first + group[0], dict_id, payloads.pack_sizes([len(events[i].data) for i in group]), frame)
+                      for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
+            block_id = None
+            if blocks:
+                conn.executemany(_INSERT_BLOCK, blocks)
+                block_id = conn.last_insert_rowid() - len(blocks)
+            rows = []
+            for group, (dict_id, frame) in zip(chunk_groups, frames):
+                if len(group) > 1:
+                    block_id += 1
+                    located = [(i, None, b"", block_id) for i in group]
+                else:
+                    located = [(group[0], dict_id, frame, None)]
+                for i, member_dict_id, data, member_block in located:
+                    event, (stream_no, version) = events[i], versions[i]
+                    rows.append((first + i, ids[i], stream_no, version, event.type,
+                                 event.schema_version, event.entity, event.entity_id, event.op, client_no,
+                                 event.actor, event.occurred_at, now, event.causation_id, event.correlation_id,
+                                 member_dict_id, data, member_block))
+            before = conn.total_changes()
+            conn.executemany(_INSERT_AT, rows)
+            if conn.total_changes() - before != len(rows):
+                raise RuntimeError("an event id appeared while this transaction held the write lock")
+        self._appended.append((events, first, versions, self.store.client_id, now))
+        return list(range(first, first + len(events)))
+
+    def _next_position(self) -> int:
+        rows = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchall()
+        return (rows[0][0] if rows else 0) + 1
+
+    def _append_with_duplicates(self, events: list[NewEvent], ids: list[bytes], stored: dict[bytes, int],
+                                expected_version) -> list[int]:
+        """Skip events already stored (same content) or repeated in the batch; append the rest."""
+        positions: list[int | None] = [None] * len(events)
+        first_index: dict[bytes, int] = {}
+        repeats: list[tuple[int, int]] = []
+        fresh: list[int] = []
+        for i, (event, event_id) in enumerate(zip(events, ids)):
+            j = first_index.setdefault(event_id, i)
+            if j != i:
+                if _content(events[j]) != _content(event):
+                    raise errors.EventIdConflict(event.event_id, 0)
+                repeats.append((i, j))
+            elif event_id in stored:
+                positions[i] = self._existing(event)  # raises EventIdConflict on other content
+            else:
+                fresh.append(i)
+        new = self._append_new([events[i] for i in fresh], [ids[i] for i in fresh], expected_version)
+        for i, position in zip(fresh, new):
+            positions[i] = position
+        for i, j in repeats:
+            positions[i] = positions[j]
+        return positions  # type: ignore[return-value]
+
+    def append_recorded(self, event: RecordedEvent) -> int | None:
+        """Append an event recorded by another store, keeping its id, version, client and time.
+
+        Returns its new position, the stored position if it is already here, or None when the
+        stream's version here does not continue from the event's (a conflict the caller reports).
+        """
+        new = NewEvent(
+            event_id=event.event_id, stream=event.stream, type=event.type, entity=event.entity,
+            entity_id=event.entity_id, op=event.op, data=event.data,
+            schema_version=event.schema_version, actor=event.actor, occurred_at=event.occurred_at,
+            causation_id=event.causation_id, correlation_id=event.correlation_id,
+        )
+        existing = self._existing(new)
+        if existing is not None:
+            return existing
+        stream = self._stream(event.stream)
+        if stream[1] != event.version - 1:
+            return None
+        position = self._insert(new, stream[0], event.version, client_number(self._conn, event.client_id),
+                                event.client_id, event.recorded_at)
+        if position is None:
+            return self._existing(new)
+        stream[1] = event.version
+        self._save_stream_versions()
+        return position
+
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[tuple]:
+        """Run one SQL statement in this transaction and return its rows."""
+        return self._conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        """Run one SQL statement for each row of parameters."""
+        self._conn.executemany(sql, rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        """False once SQLite itself rolled the transaction back (a full disk, an I/O error)."""
+        return self._conn.in_transaction
+
+    def stream_version(self, stream: str) -> int:
+        """A stream's version as this transaction sees it (0 when it does not exist)."""
+        return self._stream(stream)[1] if stream in self._streams else self._stored_version(stream)
+
+    def _stored_version(self, stream: str) -> int:
+        rows = self._conn.execute("SELECT version FROM streams WHERE name = ?", (stream,)).fetchall()
+        return rows[0][0] if rows else 0
+
+    def head(self) -> int:
+        """The position of the last event, including this transaction's."""
+        return self._conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()[0][0]
+
+    def _existing(self, event: NewEvent) -> int | None:
+        event_id = _event_id_bytes(event.event_id)
+        rows = self._conn.execute(_SELECT_BY_ID, (event_id,)).fetchall()
+        if not rows:
+            return None
+        position, stream_no, type_, schema_version, entity, entity_id, op, dict_id, data, block_id = rows[0]
+        same = (
+            self.store._stream_name(stream_no) == event.stream
+            and (type_, schema_version, entity, entity_id, op)
+            == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
+            and (payloads.read(self._conn, self.store.codec, [(position, dict_id, data, block_id)])[0] == event.data
+                 or _redacted(self._conn, position))
+        )
+        if not same:
+            raise errors.EventIdConflict(event.event_id, position)
+        return position
+
+    def _stream(self, name: str) -> list[int]:
+        stream = self._streams.get(name)
+        if stream is None:
+            rows = self._conn.execute("SELECT stream_no, version FROM streams WHERE name = ?", (name,)).fetchall()
+            if rows:
+                stream = [rows[0][0], rows[0][1], rows[0][1]]
+            else:
+                self._conn.execute("INSERT INTO streams (name, version) VALUES (?, 0)", (name,))
+                stream = [self._conn.last_insert_rowid(), 0, 0]
+            self._streams[name] = stream
+        return stream
+
+    def _insert(self, event: NewEvent, stream_no: int, version: int, client_no: int,
+                client_id: str, recorded_at: int, encoded: tuple[int | None, bytes] | None = None) -> int | None:
+        """Insert one event; None when its id is already stored (the caller compares content)."""
+        dict_id, stored = encoded or self.store.codec.encode(event.data)
+        self._conn.execute(
+            _INSERT,
+            (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,
+             event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
+             recorded_at, event.causation_id, event.correlation_id, dict_id, stored),
+        )
+        if not self._conn.changes():
+            return None
+        position = self._conn.last_insert_rowid()
+        self._appended.append(([event], position, [(stream_no, version)], client_id, recorded_at))
+        return position
+
+    def _save_stream_versions(self) -> None:
+        changed = [stream for stream in self._streams.values() if stream[1] != stream[2]]
+        self._conn.executemany("UPDATE streams SET version = ? WHERE stream_no = ?",
+                               [(stream[1], stream[0]) for stream in changed])
+        for stream in changed:
+            stream[2] = stream[1]
+
+
+def _content(event: NewEvent) -> tuple:
+    return (event.stream, event.type, event.schema_version, event.entity, event.entity_id, event.op, event.data)
+
+
+def _redacted(conn, position: int) -> bool:
+    """Whether `redact` rewrote this event's payload: a copy of its original is then a duplicate."""
+    return bool(conn.execute("SELECT 1 FROM redacted_events WHERE position = ?", (position,)).fetchall())
+
+
+def _event_id_bytes(event_id: str) -> bytes:
+    try:
+        raw = bytes.fromhex(event_id)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise ValueError(f"event_id must be 32 hex digits, got {event_id!r}")
+    return raw
+
+
+def _recorded(event: NewEvent, position: int, version: int, client_id: str, recorded_at: int) -> RecordedEvent:
+    return RecordedEvent(
+        position=position, event_id=event.event_id, stream=event.stream, version=version,
+        type=event.type, schema_version=event.schema_version, entity=event.entity,
+        entity_id=event.entity_id, op=event.op, client_id=client_id, actor=event.actor,
+        occurred_at=event.occurred_at, recorded_at=recorded_at, causation_id=event.causation_id,
+        correlation_id=event.correlation_id, data=event.data,
+    )
+
+
+def _expected_for(expected_version: int | Mapping[str, int], stream: str) -> int:
+    if isinstance(expected_version, Mapping):
+        return expected_version.get(stream, ExpectedVersion.ANY)
+    return expected_version
+
+
+def client_number(conn, client_id: str) -> int:
+    """The number `events.client_no` uses for a client id, registering it if new."""
+    rows = conn.execute("SELECT client_no FROM clients WHERE client_id = ?", (client_id,)).fetchall()
+    if rows:
+        return rows[0][0]
+    conn.execute("INSERT INTO clients (client_id) VALUES (?)", (client_id,))
+    return conn.last_insert_rowid()
+
+
+def _check_expected(stream: str, expected: int, actual: int) -> None:
+    if expected == ExpectedVersion.ANY:
+        return
+    if expected == ExpectedVersion.EXISTS:
+        ok = actual > 0
+    else:
+        ok = actual == expected
+    if not ok:
+        raise errors.WrongExpectedVersion(stream, expected, actual)
