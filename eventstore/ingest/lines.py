@@ -126,21 +126,21 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
         yield Piece(offset + begin, _event(data, header, fallback_session, shared))
 
 
-_streams: dict[str, tuple[str, object]] = {}
+_stream_prefixes: dict[str, tuple[str, object]] = {}
 """Session id -> (stream name, hash state of the stream's id prefix), reused line after line."""
 _EVENT_TYPES = {record_type: event_type(record_type) for record_type in RECORD_TYPES}
 
 
 def _event(data: bytes, header, fallback_session: str, shared_line: str | None = None) -> NewEvent:
     session = header.session_id if isinstance(header.session_id, str) and header.session_id else fallback_session
-    known = _streams.get(session)
+    known = _stream_prefixes.get(session)
     if known is None:
-        if len(_streams) > 100_000:
-            _streams.clear()
+        if len(_stream_prefixes) > 100_000:
+            _stream_prefixes.clear()
         stream = session_stream(session)
         prefix = blake2b(stream.encode(), digest_size=16)
         prefix.update(b"\n")
-        known = _streams[session] = (stream, prefix)
+        known = _stream_prefixes[session] = (stream, prefix)
     stream, prefix = known
     digest = prefix.copy()
     digest.update(data)
