@@ -290,6 +290,8 @@ def embed_pending(store, limit: int | None = None, *, embedder: Embedder | None 
             break
         vectors = embedder.embed([d.text for d in docs]) if docs else []
         with store.transaction() as tx:
+            if _state(lambda sql, params=(): tx.execute(sql, params), prefix) != state:
+                return done  # a rebuild swapped the index in meanwhile: the next call starts afresh
             _write(tx, prefix, state, docs, vectors, looked_at, memories)
         done += len(looked_at) + len(memories)
     return done

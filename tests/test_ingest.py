@@ -15,7 +15,7 @@ from pathlib import Path
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
-from conftest import load_generator, run_cli
+from conftest import REPO, load_generator, run_cli
 from eventstore import Store
 from eventstore.ingest import Ingester
 from eventstore.ingest.quarantine import listing
@@ -300,3 +300,30 @@ def test_timestamp_fast_path_agrees_with_the_standard_parser(moment, junk):
     text = moment.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for value in (text, junk, text[:11] + junk[:13] + "Z"):
         assert parse_timestamp(value) == reference(value), value
+
+
+REPO_EXAMPLES = REPO / "examples" / "projects"
+
+
+def test_tail_embeds_queued_messages_while_idle(tmp_path):
+    from projections.vectors import pending_count
+
+    tree = tmp_path / "projects"
+    shutil.copytree(REPO_EXAMPLES, tree)
+    db = tmp_path / "e.db"
+    run_cli("ingest", str(tree), "--json", db=db)
+    with Store(db) as store:
+        before = pending_count(store)
+    assert before > 100, "the sample tree queues messages for embedding"
+    proc = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "tail", str(tree)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        with Store(db) as store:
+            while pending_count(store) and time.time() < deadline:
+                time.sleep(0.2)
+            assert pending_count(store) == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

@@ -42,6 +42,30 @@ def _catch_up_projections(store) -> None:
     Runner.for_store(store).catch_up()
 
 
+def _embed_some(store) -> None:
+    """While tail is idle, embed a few queued messages, so vector search needs no catching up.
+
+    Background work never ends the tail: a failure is reported and tried again later."""
+    try:
+        from projections.vectors import embed_pending
+    except ImportError:
+        return
+    try:
+        embed_pending(store, IDLE_EMBED)
+    except Exception as exc:  # noqa: BLE001 - reported, and the tail goes on
+        message = f"embedding queued messages failed, will retry: {type(exc).__name__}: {exc}"
+        if message not in _reported:  # once, not ten times a second
+            _reported.add(message)
+            warn(message)
+
+
+_reported: set[str] = set()
+
+
+IDLE_EMBED = 32
+"""Items embedded per idle moment of `tail` (about 30 ms with the built-in embedder)."""
+
+
 def _summary(report) -> str:
     return (
         f"{report.files} files read ({report.files_seen} seen), {report.lines} lines, "
@@ -119,7 +143,7 @@ def tail(roots: tuple[Path, ...], db: str | None) -> None:
                 first = False
             sys.stdout.flush()
 
-        follow(Ingester(store, stop=stop), chosen, on_batch, stop)
+        follow(Ingester(store, stop=stop), chosen, on_batch, stop, on_idle=lambda: _embed_some(store))
     click.echo("stopped")
 
 

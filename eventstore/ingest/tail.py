@@ -21,11 +21,14 @@ def tail(
     roots: Sequence[Path],
     on_batch: Callable[[IngestReport], None],
     stop: threading.Event,
+    on_idle: Callable[[], None] | None = None,
 ) -> IngestReport:
     """Catch up on the roots, then ingest every changed transcript file until `stop` is set.
 
     Each change is ingested as one batch (one transaction unless it is very large) and
     reported through `on_batch`; the current batch always finishes before returning.
+    `on_idle` runs whenever the watcher has been quiet for IDLE_MS: background work that must
+    never delay ingestion (it should return within a few tens of milliseconds).
     """
     total = ingester.ingest(roots)
     on_batch(total)
@@ -50,6 +53,8 @@ def tail(
             # The watcher started after the first catch-up: pick up what changed in between.
             report, gap_covered = ingester.ingest(roots), True
         else:
+            if on_idle is not None:
+                on_idle()
             continue
         total.add(report)
         on_batch(report)
