@@ -312,3 +312,26 @@ def _claude_layout(repo_path: Path) -> tuple[str, ...]:
         if parts[i + 1] in _SESSION_SUBDIRS:
             return (_encode_dir(parts[:i]), *parts[i:])
     return (_encode_dir(parts[:-1]), parts[-1])
+
+
+DAY_TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens")
+
+
+def assert_days_match(ours: dict[str, dict], theirs: dict[str, dict]) -> float:
+    """Assert per-day token equality of two {period: row} maps (ours against ccusage's);
+    return the largest relative cost difference."""
+    theirs = dict(theirs)
+    # ccusage counts <synthetic> and API-error lines, which we skip; Claude Code writes them
+    # with zero usage, so all they can add is a day of zeros.
+    for period in set(theirs) - set(ours):
+        if all(theirs[period][k] == 0 for k in DAY_TOKEN_KEYS) and theirs[period]["totalCost"] == 0:
+            del theirs[period]
+    assert sorted(ours) == sorted(theirs), "days differ"
+    worst = 0.0
+    for period, row in theirs.items():
+        assert {k: ours[period][k] for k in DAY_TOKEN_KEYS} == {k: row[k] for k in DAY_TOKEN_KEYS}, period
+        if row["totalCost"]:
+            worst = max(worst, abs(ours[period]["totalCost"] - row["totalCost"]) / row["totalCost"])
+        else:
+            assert ours[period]["totalCost"] == 0, period
+    return worst

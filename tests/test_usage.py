@@ -153,23 +153,9 @@ def corpus_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
 
 
 def compare_daily(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
-    """Assert per-day token equality; return the largest relative cost difference."""
-    mine = {row["period"]: row for row in ours["daily"]}
-    other = {row["period"]: row for row in theirs["daily"]}
-    # ccusage counts <synthetic> and API-error lines, which have all-zero usage: all they
-    # can add is a day of zeros.
-    for period in set(other) - set(mine):
-        if all(other[period][k] == 0 for k in TOKENS) and other[period]["totalCost"] == 0:
-            del other[period]
-    assert sorted(mine) == sorted(other), "days differ"
-    worst = 0.0
-    for period, row in other.items():
-        assert {k: mine[period][k] for k in TOKENS} == {k: row[k] for k in TOKENS}, period
-        if row["totalCost"]:
-            worst = max(worst, abs(mine[period]["totalCost"] - row["totalCost"]) / row["totalCost"])
-        else:
-            assert mine[period]["totalCost"] == 0, period
-    return worst
+    """Assert per-day token equality of two usage documents; return the largest relative cost difference."""
+    return oracle.assert_days_match({row["period"]: row for row in ours["daily"]},
+                                    {row["period"]: row for row in theirs["daily"]})
 
 
 @pytest.mark.parametrize("repo", _corpus_repos())

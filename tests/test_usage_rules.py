@@ -39,7 +39,6 @@ COST_REL_TOLERANCE = 1e-6
 
 
 TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
-TOTAL_KEYS = (*TOKEN_KEYS, "totalTokens")
 
 
 def _corpus_repos() -> list[str]:
@@ -129,22 +128,8 @@ def daily_totals(
 
 def compare_with_ccusage(projects: Path, pricing: Pricing) -> float:
     """Assert per-day token equality with ccusage; return the max relative cost difference."""
-    ours = daily_totals(tree_entries(projects), pricing)
     theirs = {row["period"]: row for row in oracle.run_ccusage(projects)["daily"]}
-    # ccusage counts <synthetic>/API-error entries we skip; Claude Code writes them with
-    # zero usage, so all they can add is an all-zero day.
-    for period in set(theirs) - set(ours):
-        if all(theirs[period][k] == 0 for k in TOTAL_KEYS) and theirs[period]["totalCost"] == 0:
-            del theirs[period]
-    assert sorted(ours) == sorted(theirs), "days differ"
-    worst = 0.0
-    for period, row in theirs.items():
-        assert {k: ours[period][k] for k in TOTAL_KEYS} == {k: row[k] for k in TOTAL_KEYS}, period
-        if row["totalCost"]:
-            worst = max(worst, abs(ours[period]["totalCost"] - row["totalCost"]) / row["totalCost"])
-        else:
-            assert ours[period]["totalCost"] == 0, period
-    return worst
+    return oracle.assert_days_match(daily_totals(tree_entries(projects), pricing), theirs)
 
 
 # --- corpus vs ccusage ----------------------------------------------------------------
