@@ -157,16 +157,11 @@ class _Data(msgspec.Struct, gc=False):
     message: _Envelope | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Record(msgspec.Struct, gc=False):
-    timestamp: Any = msgspec.UNSET
+class _Record(_Envelope, gc=False):
+    """A top-level record: the envelope fields, plus these."""
+
     sessionId: Any = msgspec.UNSET
     version: Any = msgspec.UNSET
-    requestId: Any = msgspec.UNSET
-    isSidechain: Any = msgspec.UNSET
-    costUSD: Any = msgspec.UNSET
-    isApiErrorMessage: Any = msgspec.UNSET
-    uuid: Any = msgspec.UNSET
-    message: _Message | msgspec.UnsetType = msgspec.UNSET
     data: _Data | msgspec.UnsetType = msgspec.UNSET
 
 
