@@ -32,15 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from hashlib import blake2b
-from operator import add, attrgetter
-from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from eventstore.errors import EventStoreError
 from projections.pricing import Pricing, PricingError, load_pricing
-from projections.usage_decode import record_entries, timestamp_ms
-from projections.usage_entries import UsageEntry, entry_cost
+from projections.usage_decode import record_entries
+from projections.usage_entries import USAGE_MARKER, UsageEntry, entry_cost
 from projections.usage_report import (
     BUCKET_SECONDS,
     NAME,
@@ -118,23 +117,28 @@ _SUMS = ("input_tokens", "output_tokens", "cache_creation", "cache_read", "cost_
 _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 
 
-class _Slot:
-    """One API response's kept copy, as stored in `usage_entries`."""
+class _Slot(msgspec.Struct, gc=False):
+    """One API response's kept copy, as stored in `usage_entries` (fields in column order)."""
 
-    __slots__ = ("slot", "message_id", "id_key", "request_id", "is_sidechain", "total", "cost", "has_speed",
-                 "position", "ms", "session", "model", "session_key", "input_tokens", "output_tokens",
-                 "cache_creation", "cache_read",
-                 "cost_pico", "unpriced")
-
-    def row(self) -> tuple:
-        return _ROW(self)
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> _Slot:
-        slot = cls()
-        for name, value in zip(cls.__slots__, row):
-            setattr(slot, name, value)
-        return slot
+    slot: int | None
+    message_id: str | None
+    id_key: int | None
+    request_id: str
+    is_sidechain: int
+    total: int
+    cost: float
+    has_speed: int
+    position: int
+    ms: int
+    session: str
+    model: str
+    session_key: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation: int
+    cache_read: int
+    cost_pico: int
+    unpriced: int
 
     def better_than(self, kept: _Slot) -> bool:
         """`usage_entries.better` on stored copies: main over sidechain, tokens, cost, speed; else first stays."""
@@ -147,9 +151,9 @@ class _Slot:
         return bool(self.has_speed) and not kept.has_speed
 
 
-_COLUMNS = ", ".join(_Slot.__slots__)
-_MARKS = ", ".join("?" * len(_Slot.__slots__))
-_ROW = attrgetter(*_Slot.__slots__)
+_COLUMNS = ", ".join(_Slot.__struct_fields__)
+_MARKS = ", ".join("?" * len(_Slot.__struct_fields__))
+_ROW = astuple
 
 
 class PricingUnavailable(EventStoreError):
@@ -190,14 +194,15 @@ class UsageProjection:
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of events into the kept copies and the aggregates."""
-        found: list[tuple[RecordedEvent, UsageEntry]] = []
+        found: list[_Slot] = []
+        pricing = self.pricing
         for event in events:
-            if from_shared_line(event.correlation_id):
+            if USAGE_MARKER not in event.data or from_shared_line(event.correlation_id):
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
             for entry in record_entries(event.data):
-                found.append((event, entry))
+                found.append(_to_slot(event, entry, pricing))
         if found:
-            _Batch(tx, prefix, self.pricing).run(found)
+            _Batch(tx, prefix).run(found)
 
 
 def _key(text: str) -> int:
@@ -205,66 +210,68 @@ def _key(text: str) -> int:
     return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing, keys: dict[tuple[str, str], int]) -> _Slot:
+def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing) -> _Slot:
+    """A copy as a slot; its number and hash keys are filled in when it is written (most copies are not)."""
     cost = entry_cost(pricing, entry)
-    slot = _Slot()
-    slot.slot = None
-    slot.message_id = entry.message_id
-    slot.id_key = None if entry.message_id is None else _key(entry.message_id)
-    slot.request_id = entry.request_id or ""
-    slot.is_sidechain = int(entry.is_sidechain)
-    slot.total = entry.total_tokens
-    slot.cost = 0.0 if cost is None else cost
-    slot.has_speed = int(entry.speed is not None)
-    slot.position = event.position
-    slot.ms = timestamp_ms(entry.timestamp)
-    slot.session = session_of_stream(event.stream) or entry.session_id or ""
     model = entry.model or ""
-    slot.model = model + "-fast" if model and entry.speed == "fast" else model
-    pair = (slot.session, slot.model)
-    session_key = keys.get(pair)
-    if session_key is None:
-        session_key = keys[pair] = _key(f"{slot.session}\0{slot.model}")
-    slot.session_key = session_key
-    slot.input_tokens = entry.input_tokens
-    slot.output_tokens = entry.output_tokens
-    slot.cache_creation = entry.cache_creation_tokens
-    slot.cache_read = entry.cache_read_tokens
-    slot.cost_pico = round(slot.cost * PICO)
-    slot.unpriced = int(cost is None)
-    return slot
+    if model and entry.speed == "fast":
+        model += "-fast"
+    return _Slot(
+        None, entry.message_id, None, entry.request_id or "", int(entry.is_sidechain), entry.total_tokens,
+        0.0 if cost is None else cost, int(entry.speed is not None), event.position, entry.ms,
+        session_of_stream(event.stream) or entry.session_id or "", model, 0, entry.input_tokens,
+        entry.output_tokens, entry.cache_creation_tokens, entry.cache_read_tokens, 0, int(cost is None),
+    )
 
 
 class _Batch:
-    """One batch's dedupe work: load the slots its message ids touch, fold, write deltas."""
+    """One batch's dedupe work: load the slots its message ids touch, fold, write the net changes.
 
-    def __init__(self, tx, prefix: str, pricing: Pricing) -> None:
-        self.tx, self.p, self.pricing = tx, prefix, pricing
+    Copies of one response mostly arrive together, so a slot may be replaced many times in a
+    batch: the aggregates only take each changed slot's final copy, less the stored copy it
+    replaced, if any.
+    """
+
+    def __init__(self, tx, prefix: str) -> None:
+        self.tx, self.p = tx, prefix
         self.slots: dict[int, _Slot] = {}
-        self.exact: dict[tuple[str, str], int] = {}
+        self.exact: dict[tuple[str | None, str], int] = {}
         self.by_id: dict[str, list[int]] = {}
+        self.stored: dict[int, _Slot] = {}  # slots as the table held them, before this batch replaced them
         self.changed: set[int] = set()
-        self.buckets: dict[tuple[int, str], tuple[int, ...]] = {}  # deltas of _SUMS
-        self.sessions: dict[tuple[str, str], tuple[int, ...]] = {}
-        self.removed_sessions: set[tuple[str, str, int]] = set()
-        self.times: dict[tuple[str, str], list[int]] = {}
-        self.session_keys: dict[tuple[str, str], int] = {}
-        self.next_slot = 1
 
-    def run(self, found: list[tuple[RecordedEvent, UsageEntry]]) -> None:
+    def run(self, found: list[_Slot]) -> None:
         tx, p = self.tx, self.p
-        ids = {entry.message_id for _, entry in found if entry.message_id is not None}
+        ids = {slot.message_id for slot in found if slot.message_id is not None}
         if ids:
             keys = sorted({_key(message_id) for message_id in ids})
             for row in tx.execute(
                 f"SELECT {_COLUMNS} FROM {p}usage_entries WHERE id_key IN (SELECT value FROM json_each(?))"
                 " ORDER BY slot", (msgspec.json.encode(keys),)):
-                slot = _Slot.from_row(row)
+                slot = _Slot(*row)
                 if slot.message_id in ids:  # not another id with the same hash
                     self._remember(slot)
-        self.next_slot = tx.execute(f"SELECT coalesce(max(slot), 0) + 1 FROM {p}usage_entries")[0][0]
-        for event, entry in found:
-            self._add(_to_slot(event, entry, self.pricing, self.session_keys))
+        next_slot = tx.execute(f"SELECT coalesce(max(slot), 0) + 1 FROM {p}usage_entries")[0][0]
+        slots, exact, changed = self.slots, self.exact, self.changed
+        for new in found:
+            if new.message_id is None:
+                kept = None
+            else:
+                number = exact.get((new.message_id, new.request_id))
+                kept = slots[number] if number is not None else self._sidechain_match(new)
+            if kept is None:
+                new.slot = next_slot
+                next_slot += 1
+                self._remember(new)
+                changed.add(new.slot)
+            elif new.better_than(kept):
+                if kept.slot not in changed:
+                    self.stored[kept.slot] = kept
+                    changed.add(kept.slot)
+                del exact[(kept.message_id, kept.request_id)]
+                new.slot = kept.slot
+                slots[new.slot] = new
+                exact[(new.message_id, new.request_id)] = new.slot
         self._write()
 
     def _remember(self, slot: _Slot) -> None:
@@ -273,69 +280,58 @@ class _Batch:
             self.exact[(slot.message_id, slot.request_id)] = slot.slot
             self.by_id.setdefault(slot.message_id, []).append(slot.slot)
 
-    def _find(self, new: _Slot) -> _Slot | None:
-        number = self.exact.get((new.message_id, new.request_id))
-        if number is not None:
-            return self.slots[number]
-        # A sidechain copy (a /btw replay) matches an earlier response by message id alone.
+    def _sidechain_match(self, new: _Slot) -> _Slot | None:
+        """A sidechain copy (a /btw replay) matches an earlier response by message id alone."""
         for number in self.by_id.get(new.message_id, ()):
             kept = self.slots[number]
             if new.is_sidechain or kept.is_sidechain:
                 return kept
         return None
 
-    def _add(self, new: _Slot) -> None:
-        kept = None if new.message_id is None else self._find(new)
-        if kept is None:
-            new.slot = self.next_slot
-            self.next_slot += 1
-            self._remember(new)
-            self.changed.add(new.slot)
-            self._count(new, 1)
-            return
-        if not new.better_than(kept):
-            return
-        self._count(kept, -1)
-        self.removed_sessions.add((kept.session, kept.model, kept.session_key))
-        del self.exact[(kept.message_id, kept.request_id)]
-        new.slot = kept.slot
-        self.slots[new.slot] = new
-        self.exact[(new.message_id, new.request_id)] = new.slot
-        self.changed.add(new.slot)
-        self._count(new, 1)
-
-    def _count(self, slot: _Slot, sign: int) -> None:
-        values = (sign * slot.input_tokens, sign * slot.output_tokens, sign * slot.cache_creation,
-                  sign * slot.cache_read, sign * slot.cost_pico, sign * slot.unpriced, sign)
-        for table, key in ((self.buckets, (slot.ms // _BUCKET_MS, slot.model)),
-                           (self.sessions, (slot.session, slot.model))):
-            sums = table.get(key)
-            table[key] = values if sums is None else tuple(map(add, sums, values))
-        if sign > 0:
-            times = self.times.setdefault((slot.session, slot.model), [slot.ms, slot.ms])
-            times[0] = min(times[0], slot.ms)
-            times[1] = max(times[1], slot.ms)
-
     def _write(self) -> None:
         tx, p = self.tx, self.p
-        tx.executemany(f"INSERT OR REPLACE INTO {p}usage_entries ({_COLUMNS}) VALUES ({_MARKS})",
-                       [self.slots[n].row() for n in sorted(self.changed)])
+        session_keys: dict[tuple[str, str], int] = {}
+        buckets: dict[tuple[int, str], list[int]] = {}  # deltas of _SUMS
+        sessions: dict[tuple[str, str], list[int]] = {}
+        times: dict[tuple[str, str], list[int]] = {}
+        rows = []
+        for number in sorted(self.changed):
+            slot = self.slots[number]
+            pair = (slot.session, slot.model)
+            session_key = session_keys.get(pair)
+            if session_key is None:
+                session_key = session_keys[pair] = _key(f"{slot.session}\0{slot.model}")
+            slot.session_key = session_key
+            slot.id_key = None if slot.message_id is None else _key(slot.message_id)
+            slot.cost_pico = round(slot.cost * PICO)
+            rows.append(_ROW(slot))
+            _count(buckets, sessions, slot, 1)
+            span = times.get(pair)
+            if span is None:
+                times[pair] = [slot.ms, slot.ms]
+            elif slot.ms < span[0]:
+                span[0] = slot.ms
+            elif slot.ms > span[1]:
+                span[1] = slot.ms
+        for slot in self.stored.values():
+            _count(buckets, sessions, slot, -1)
+        tx.executemany(f"INSERT OR REPLACE INTO {p}usage_entries ({_COLUMNS}) VALUES ({_MARKS})", rows)
         columns = ", ".join(_SUMS)
         marks = ", ".join("?" * len(_SUMS))
         tx.executemany(
             f"INSERT INTO {p}usage_buckets (bucket, model, {columns}) VALUES (?, ?, {marks})"
             f" ON CONFLICT (bucket, model) DO UPDATE SET {_ADD}",
-            [(*key, *sums) for key, sums in self.buckets.items()])
+            [(*key, *sums) for key, sums in buckets.items()])
         tx.executemany(f"DELETE FROM {p}usage_buckets WHERE bucket = ? AND model = ? AND entries = 0",
-                       [key for key, sums in self.buckets.items() if sums[-1] <= 0])
+                       [key for key, sums in buckets.items() if sums[-1] <= 0])
         far = (1 << 62, -(1 << 62))
         tx.executemany(
             f"INSERT INTO {p}usage_sessions (session, model, {columns}, first_ms, last_ms) VALUES (?, ?, {marks}, ?, ?)"
             f" ON CONFLICT (session, model) DO UPDATE SET {_ADD},"
             " first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
-            [(*key, *sums, *self.times.get(key, far)) for key, sums in self.sessions.items()])
+            [(*key, *sums, *times.get(key, far)) for key, sums in sessions.items()])
         tx.executemany(f"DELETE FROM {p}usage_sessions WHERE session = ? AND model = ? AND entries = 0",
-                       [key for key, sums in self.sessions.items() if sums[-1] <= 0])
+                       [key for key, sums in sessions.items() if sums[-1] <= 0])
         # A replaced copy may have held a session's first or last time: recompute those rows.
         tx.executemany(
             f"UPDATE {p}usage_sessions SET"
@@ -344,4 +340,17 @@ class _Batch:
             f" last_ms = (SELECT max(ms) FROM {p}usage_entries e"
             "             WHERE e.session_key = ?3 AND e.session = ?1 AND e.model = ?2)"
             " WHERE session = ?1 AND model = ?2",
-            sorted(self.removed_sessions))
+            sorted({(slot.session, slot.model, slot.session_key) for slot in self.stored.values()}))
+
+
+def _count(buckets: dict, sessions: dict, slot: _Slot, sign: int) -> None:
+    """Add (sign 1) or take away (sign -1) a copy's contribution to the bucket and session sums."""
+    values = (slot.input_tokens, slot.output_tokens, slot.cache_creation, slot.cache_read, slot.cost_pico,
+              slot.unpriced, 1)
+    for table, key in ((buckets, (slot.ms // _BUCKET_MS, slot.model)), (sessions, (slot.session, slot.model))):
+        sums = table.get(key)
+        if sums is None:
+            table[key] = [sign * v for v in values]
+        else:
+            for i, value in enumerate(values):
+                sums[i] += sign * value

@@ -29,7 +29,7 @@ from projections.usage_entries import (
     _direct_entry,
     _progress_entry,
     entries_from_record,
-    parse_timestamp,
+    timestamp_ms,
 )
 
 __all__ = ["has_rejected_null", "record_entries", "timestamp_ms"]
@@ -115,8 +115,10 @@ def _typed_entry(data: bytes) -> UsageEntry | None:
     version = record.version
     if (record.sessionId == "" or record.requestId == "" or message.id == "" or not message.model
             or message.model == SYNTHETIC_MODEL or record.isApiErrorMessage
-            or (version is not None and not _SEMVER_PREFIX.match(version))
-            or parse_timestamp(record.timestamp) is None):
+            or (version is not None and not _SEMVER_PREFIX.match(version))):
+        return None
+    ms = timestamp_ms(record.timestamp)
+    if ms is None:
         return None
     usage = message.usage
     split = usage.cache_creation
@@ -126,7 +128,7 @@ def _typed_entry(data: bytes) -> UsageEntry | None:
         write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
     return UsageEntry(
         message_id=message.id, request_id=record.requestId, session_id=record.sessionId,
-        is_sidechain=record.isSidechain is True, timestamp=record.timestamp, model=message.model,
+        is_sidechain=record.isSidechain is True, timestamp=record.timestamp, ms=ms, model=message.model,
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
         cache_creation_tokens=write_5m + write_1h, cache_read_tokens=usage.cache_read_input_tokens,
         cache_creation_5m_tokens=write_5m, cache_creation_1h_tokens=write_1h, speed=usage.speed,
@@ -207,20 +209,3 @@ def _rules(read, record: dict[str, Any]) -> list[UsageEntry]:
         # usage_entries tests `speed in {...}`, which raises for a list or object `speed`;
         # ccusage rejects such a record, and so do we.
         return []
-
-
-def timestamp_ms(text: str) -> int:
-    """Milliseconds since the epoch of a timestamp `parse_timestamp` accepted, without building a datetime."""
-    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 \
-        + day - 1 - 719468
-    seconds = days * 86400 + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
-    millis = int(text[20:23]) if text[19] == "." else 0
-    zone = text[23:] if text[19] == "." else text[19:]
-    if zone != "Z":  # +HH:MM or -HH:MM
-        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
-        seconds += -offset if zone[0] == "+" else offset
-    return seconds * 1000 + millis

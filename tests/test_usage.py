@@ -315,6 +315,16 @@ def test_timestamp_ms_agrees_with_parse_timestamp(moment: datetime, millis: int 
     assert timestamp_ms(text) == (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
+@pytest.mark.parametrize("text", [
+    "2026-02-30T10:00:00Z", "2026-13-01T10:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T10:60:00Z",
+    "2026-01-01T10:00:60Z", "2026-01-01T10:00:00+24:00", "2026-01-01T10:00:00+05:60", "0000-01-01T00:00:00Z",
+    "2026-01-01T10:00:00.12Z", "2024-02-29T10:00:00.999-13:45", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"])
+def test_timestamp_ms_rejects_what_parse_timestamp_rejects(text: str) -> None:
+    parsed = parse_timestamp(text)
+    expected = None if parsed is None else (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    assert timestamp_ms(text) == expected
+
+
 ODD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 300_000), st.floats(allow_nan=False, width=32),
                        st.sampled_from(["", "x", "standard", "fast", "priority", "2.1.20", "abc", "<synthetic>",
                                         "2026-01-02T10:00:00Z", "2026-01-02 10:00:00", "claude-opus-4-6"]),
