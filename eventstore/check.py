@@ -44,6 +44,8 @@ TRIGGERS = {
     "events_append_only_delete": "BEFORE DELETE ON events",
     "blocks_append_only_update": "BEFORE UPDATE ON blocks",
     "blocks_append_only_delete": "BEFORE DELETE ON blocks",
+    "stream_index_append_only_update": "BEFORE UPDATE ON stream_index",
+    "stream_index_append_only_delete": "BEFORE DELETE ON stream_index",
 }
 
 
@@ -125,15 +127,31 @@ def check_log(store: Store, report: CheckReport) -> None:
 
         bad_streams = q(
             "SELECT s.name, s.version, coalesce(e.n, 0), coalesce(e.lo, 0), coalesce(e.hi, 0) FROM streams s"
-            " LEFT JOIN (SELECT stream_no, count(*) AS n, min(version) AS lo, max(version) AS hi FROM events"
-            "            GROUP BY stream_no) e USING (stream_no)"
-            " WHERE coalesce(e.n, 0) != s.version OR coalesce(e.hi, 0) != s.version OR (e.n > 0 AND e.lo != 1)")
+            " LEFT JOIN (SELECT stream_no, count(*) AS n, count(DISTINCT version) AS d, min(version) AS lo,"
+            "            max(version) AS hi FROM events GROUP BY stream_no) e USING (stream_no)"
+            " WHERE coalesce(e.n, 0) != s.version OR coalesce(e.hi, 0) != s.version OR (e.n > 0 AND e.lo != 1)"
+            " OR e.d != e.n")
         summary["streams_inconsistent"] = len(bad_streams)
         if bad_streams:
             named = ", ".join(f"{name!r} (table says {version}, events {lo}..{hi}, {n} of them)"
                               for name, version, n, lo, hi in bad_streams[:LISTED])
             report.problem("log.streams", f"{len(bad_streams)} streams' versions are not contiguous from 1 up to "
                            f"the streams table's version: {named}")
+        unindexed = q(
+            "SELECT s.name FROM streams s"
+            " LEFT JOIN (SELECT stream_no, count(*) AS n, max(version) AS hi FROM events GROUP BY stream_no) e"
+            "  USING (stream_no)"
+            " LEFT JOIN (SELECT stream_no, sum(last_version - first_version + 1) AS n, max(last_version) AS hi"
+            "  FROM stream_index GROUP BY stream_no) i USING (stream_no)"
+            " WHERE coalesce(i.n, 0) != coalesce(e.n, 0) OR coalesce(i.hi, 0) != coalesce(e.hi, 0)")
+        summary["streams_unindexed"] = len(unindexed)
+        if unindexed:
+            report.problem("log.stream_index", f"{len(unindexed)} streams' versions are not all in the stream index, "
+                           f"so reading them by stream misses events: {', '.join(repr(n) for (n,) in unindexed[:LISTED])}")
+        bad_ops = q("SELECT count(*) FROM events WHERE op NOT IN ('create', 'update', 'delete', 'link', 'unlink')")[0][0]
+        summary["events_with_unknown_op"] = bad_ops
+        if bad_ops:
+            report.problem("log.ops", f"{bad_ops} events have an op other than create, update, delete, link, unlink")
         for what, sql in (
             ("stream", "SELECT count(*) FROM events WHERE stream_no NOT IN (SELECT stream_no FROM streams)"),
             ("client", "SELECT count(*) FROM events WHERE client_no NOT IN (SELECT client_no FROM clients)"),
@@ -150,7 +168,7 @@ def check_log(store: Store, report: CheckReport) -> None:
                 report.problem("log.references", f"{orphans} events refer to a {what} that is not in the database")
 
         triggers = dict(q("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger'"
-                          " AND tbl_name IN ('events', 'blocks')"))
+                          " AND tbl_name IN ('events', 'blocks', 'stream_index')"))
         present = [name for name, clause in TRIGGERS.items()
                    if clause in (triggers.get(name) or "") and "RAISE(ABORT" in (triggers.get(name) or "")]
         summary["append_only_triggers"] = present

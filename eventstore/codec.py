@@ -8,8 +8,9 @@ applies to new events without rewriting old ones. Owns the `dictionaries` table.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import apsw
 import zstandard
@@ -34,6 +35,7 @@ CHUNK_BYTES = 1024 * 1024
 """Large batches are compressed in chunks of at most this many payloads or bytes, ahead of the caller."""
 
 _worker: ThreadPoolExecutor | None = None
+_trainer: ThreadPoolExecutor | None = None
 
 
 def _chunks(payloads: Sequence[bytes]) -> list[tuple[int, int]]:
@@ -55,6 +57,32 @@ def _compression_thread() -> ThreadPoolExecutor:
     return _worker
 
 
+def _training_thread() -> ThreadPoolExecutor:
+    global _trainer
+    if _trainer is None:
+        _trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-train")
+    return _trainer
+
+
+def _samples(payloads: Sequence[bytes]) -> list[bytes] | None:
+    """At most SAMPLES payload heads spread over `payloads`, or None when too little to learn from."""
+    step = max(1, len(payloads) // SAMPLES)
+    samples = [p[:SAMPLE_MAX_BYTES] for p in payloads[::step] if p]
+    if len(samples) < 100 or sum(map(len, samples)) < 64 * 1024:
+        return None
+    return samples
+
+
+def _train(samples: list[bytes]) -> zstandard.ZstdCompressionDict | None:
+    """Train a dictionary (zstd releases the GIL meanwhile); None when the samples are too uniform."""
+    try:
+        return zstandard.train_dictionary(
+            min(DICT_SIZE, sum(map(len, samples)) // 10), samples, k=COVER_K, d=COVER_D, level=LEVEL
+        )
+    except zstandard.ZstdError:
+        return None
+
+
 class Codec:
     """Encodes payloads for storage and decodes them back to the exact original bytes."""
 
@@ -65,6 +93,7 @@ class Codec:
         self._compressor = _compressor(None)
         self._dict_id = 0
         self._trained_at = 0
+        self._training: tuple[Future, int, int] | None = None  # (dictionary, trained_at, samples)
         self.reload()
 
     def reload(self) -> None:
@@ -155,42 +184,67 @@ class Codec:
 
     def training_due(self, head: int) -> bool:
         """Whether the log has grown enough since the last dictionary to train a new one."""
-        if not self.compress:
+        if not self.compress or self._training is not None:
             return False
         if self._dict_id == 0:
             return head >= FIRST_TRAINING_AT
         return head >= self._trained_at * RETRAIN_FACTOR
 
     def has_dictionary(self) -> bool:
-        """Whether a trained dictionary compresses new payloads."""
-        return self._dict_id != 0
+        """Whether a trained dictionary compresses new payloads (or one is being trained)."""
+        return self._dict_id != 0 or self._training is not None
 
-    def train(self, conn: apsw.Connection, head: int, now: int, pending: Sequence[bytes] = ()) -> int | None:
-        """Train a dictionary from a sample of stored and `pending` payloads, inside a write transaction."""
-        from eventstore.payloads import sample  # payloads builds on this module
+    def train(self, conn: apsw.Connection, head: int, now: int) -> int | None:
+        """Train a dictionary from a sample of stored payloads and use it, inside a write transaction."""
+        samples = _samples(_stored_sample(conn, self, head))
+        zdict = _train(samples) if samples else None
+        return None if zdict is None else self._install(conn, zdict, head, len(samples or ()), now)
 
-        samples = [payload[:SAMPLE_MAX_BYTES] for payload in sample(conn, self, SAMPLES)]
-        if pending:
-            step = max(1, len(pending) // SAMPLES)
-            samples += [p[:SAMPLE_MAX_BYTES] for p in pending[::step]]
-        total = sum(map(len, samples))
-        if len(samples) < 100 or total < 64 * 1024:
+    def train_later(self, conn: apsw.Connection, head: int, pending: Sequence[bytes] = ()) -> None:
+        """Start training a dictionary in the background, from stored payloads and `pending` ones
+        (about to be appended: the log holds `head` + their number once they are); `adopt`
+        stores it. Appends carry on meanwhile with the dictionary they have."""
+        samples = _samples(list(pending) or _stored_sample(conn, self, head))
+        if samples is not None:
+            self._training = (_training_thread().submit(_train, samples), head + len(pending), len(samples))
+
+    def adopt(self, conn: apsw.Connection, now: int) -> int | None:
+        """Store a dictionary trained in the background and use it from now on, inside a write
+        transaction. It waits for a training still running only once the log has doubled since."""
+        if self._training is None:
             return None
-        try:
-            zdict = zstandard.train_dictionary(
-                min(DICT_SIZE, total // 10), samples, k=COVER_K, d=COVER_D, level=LEVEL
-            )
-        except zstandard.ZstdError:
-            return None  # too little variety to learn from; try again after the next growth
-        trained_at = head + len(pending)  # the log's size once the pending payloads are in
+        future, trained_at, samples = self._training
+        if not future.done() and _head(conn) < 2 * trained_at:
+            return None
+        self._training = None
+        zdict = future.result()
+        return None if zdict is None else self._install(conn, zdict, trained_at, samples, now)
+
+    def _install(self, conn: apsw.Connection, zdict: zstandard.ZstdCompressionDict, trained_at: int,
+                 samples: int, now: int) -> int:
         conn.execute(
             "INSERT INTO dictionaries (created_at, trained_at, samples, data) VALUES (?, ?, ?, ?)",
-            (now, trained_at, len(samples), zdict.as_bytes()),
+            (now, trained_at, samples, zdict.as_bytes()),
         )
         dict_id = conn.last_insert_rowid()
         self._compressor = _compressor(zdict)
         self._dict_id, self._trained_at = dict_id, trained_at
         return dict_id
+
+
+def _head(conn: apsw.Connection) -> int:
+    return conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()[0][0]
+
+
+def _stored_sample(conn: apsw.Connection, codec: Codec, head: int) -> list[bytes]:
+    """About SAMPLES stored payloads, read in runs of neighbours from random places in the log
+    (a run shares its blocks, so a sample costs little to read however large the log)."""
+    from eventstore.payloads import read_positions  # payloads builds on this module
+
+    run = 50
+    starts = random.sample(range(1, max(2, head - run + 2)), min(SAMPLES // run, max(1, head // run)))
+    wanted = sorted({p for start in starts for p in range(start, min(start + run, head + 1))})
+    return [payload for payload in read_positions(conn, codec, wanted).values() if payload]
 
 
 def _compressor(zdict: zstandard.ZstdCompressionDict | None) -> zstandard.ZstdCompressor:

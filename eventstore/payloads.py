@@ -1,7 +1,7 @@
 """How event payloads are stored: one compressed frame per event, or blocks of neighbours.
 
-A bulk append (ingesting a transcript tree) stores each run of consecutive events of one stream
-as a single zstd frame in `blocks`: neighbouring transcript lines repeat each other (the
+A bulk append (ingesting a transcript tree) stores each run of consecutive events as a single
+zstd frame in `blocks`: neighbouring transcript lines repeat each other (the
 streamed lines of one response, a file read then edited), which per-line frames cannot exploit.
 Blocks compress about 20% smaller and faster. Small appends (tail, commands) and large payloads
 keep a frame of their own in `events.data`. Owns the `blocks` table (sql/0005_blocks.sql).
@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 import apsw
 
 from eventstore.codec import Codec
-from schemas.envelope import NewEvent
+from eventstore.storage import select_in
 
 BLOCK_EVENTS = 16
-BLOCK_BYTES = 128 * 1024
 ALONE_BYTES = 32 * 1024
 """A payload this large is compressed on its own: reading it back should not cost its neighbours."""
 BULK = 32
@@ -32,29 +31,22 @@ Row = tuple[int, int | None, bytes, int | None]
 """(position, dict_id, data, block_id) of an events row."""
 
 
-def runs(events: Sequence[NewEvent]) -> list[list[int]]:
-    """Group event indexes into runs to store together: consecutive, one stream, bounded."""
-    if len(events) < BULK:
-        return [[i] for i in range(len(events))]
-    groups: list[list[int]] = []
-    current: list[int] = []
-    size = 0
-    for i, event in enumerate(events):
-        n = len(event.data)
-        if n >= ALONE_BYTES:
-            if current:
-                groups.append(current)
-                current, size = [], 0
-            groups.append([i])
-            continue
-        if current and (event.stream != events[current[0]].stream or len(current) == BLOCK_EVENTS
-                        or size + n > BLOCK_BYTES):
-            groups.append(current)
-            current, size = [], 0
-        current.append(i)
-        size += n
-    if current:
-        groups.append(current)
+def runs(sizes: Sequence[int]) -> list[range]:
+    """Group events (given their payload sizes) into runs to store together: up to BLOCK_EVENTS
+    consecutive events, each payload under ALONE_BYTES. A bulk append of transcripts holds long
+    runs of one stream; a block may also join the end of one stream to the start of the next, or
+    interleaved streams, which reading one stream pays for at most BLOCK_EVENTS times over."""
+    n = len(sizes)
+    if n < BULK:
+        return [range(i, i + 1) for i in range(n)]
+    alone = [i for i, size in enumerate(sizes) if size >= ALONE_BYTES] if max(sizes) >= ALONE_BYTES else []
+    groups: list[range] = []
+    start = 0
+    for end in [*alone, n]:
+        groups += [range(i, min(i + BLOCK_EVENTS, end)) for i in range(start, end, BLOCK_EVENTS)]
+        if end < n:
+            groups.append(range(end, end + 1))
+        start = end + 1
     return groups
 
 
@@ -76,13 +68,12 @@ def split(payload: bytes, sizes: Sequence[int]) -> list[bytes]:
     return members
 
 
-def encoded_runs(codec: Codec, events: Sequence[NewEvent], groups: list[list[int]]
-                 ) -> Iterator[tuple[int, list[list[int]], list[tuple[int | None, bytes]]]]:
-    """Encode runs in chunks (compressing ahead in a worker thread): (first run index, runs, frames)."""
-    payloads = [
-        events[group[0]].data if len(group) == 1 else b"".join(events[i].data for i in group)
-        for group in groups
-    ]
+def encoded_runs(codec: Codec, datas: Sequence[bytes], groups: list[range]
+                 ) -> Iterator[tuple[int, list[range], list[tuple[int | None, bytes]]]]:
+    """Encode the runs of these payloads in chunks (compressing ahead in a worker thread):
+    (first run index, runs, frames)."""
+    payloads = [datas[group.start] if len(group) == 1 else b"".join(datas[group.start:group.stop])
+                for group in groups]
     for start, frames in codec.encode_chunks(payloads):
         yield start, groups[start:start + len(frames)], frames
 
@@ -113,13 +104,7 @@ def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes
 
 def read_positions(conn: apsw.Connection, codec: Codec, positions: Sequence[int]) -> dict[int, bytes]:
     """The original payloads of the events at these positions."""
-    rows: list[Row] = []
-    for start in range(0, len(positions), 500):
-        chunk = positions[start:start + 500]
-        rows += conn.execute(
-            f"SELECT position, dict_id, data, block_id FROM events WHERE position IN ({','.join('?' * len(chunk))})",
-            chunk,
-        ).fetchall()
+    rows = select_in(conn, "SELECT position, dict_id, data, block_id FROM events WHERE position IN ({})", positions)
     return dict(zip((row[0] for row in rows), read(conn, codec, rows)))
 
 
@@ -128,12 +113,7 @@ def rewrite(conn: apsw.Connection, codec: Codec, replacements: dict[int, bytes],
     append-only triggers in this transaction). A block is re-encoded whole, so no copy of the
     old bytes stays behind in it."""
     positions = sorted(replacements)
-    rows = []
-    for start in range(0, len(positions), 500):
-        chunk = positions[start:start + 500]
-        rows += conn.execute(
-            f"SELECT position, block_id FROM events WHERE position IN ({','.join('?' * len(chunk))})", chunk
-        ).fetchall()
+    rows = select_in(conn, "SELECT position, block_id FROM events WHERE position IN ({})", positions)
     by_block: dict[int, list[int]] = {}
     for position, block_id in rows:
         if block_id is None:
@@ -157,16 +137,6 @@ def reencode_block(conn: apsw.Connection, codec: Codec, block_id: int, encode: E
     new_dict_id, stored = encode(b"".join(members))
     conn.execute("UPDATE blocks SET dict_id = ?, sizes = ?, data = ? WHERE block_id = ?",
                  (new_dict_id, pack_sizes([len(m) for m in members]), stored, block_id))
-
-
-def sample(conn: apsw.Connection, codec: Codec, count: int) -> list[bytes]:
-    """Payloads of about `count` events picked at random (for training a dictionary)."""
-    rows = conn.execute(
-        "SELECT position, dict_id, data, block_id FROM events WHERE position IN "
-        "(SELECT position FROM events ORDER BY random() LIMIT ?)",
-        (count,),
-    ).fetchall()
-    return [payload for payload in read(conn, codec, rows) if payload]
 
 
 def register_sql_function(conn: apsw.Connection, codec: Codec) -> None:

@@ -13,7 +13,7 @@ import random
 import re
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import apsw
@@ -99,6 +99,16 @@ def prepare_path(path: Path) -> None:
 
 def _owned(path: Path) -> bool:
     return path.stat().st_uid == os.getuid()
+
+
+def select_in(conn: apsw.Connection, sql: str, values: Sequence[object], chunk: int = 500) -> list[tuple]:
+    """Rows of `sql`, whose `{}` is replaced by a list of placeholders, for all `values` (bound
+    a chunk at a time: SQLite limits how many parameters a statement takes)."""
+    rows: list[tuple] = []
+    for start in range(0, len(values), chunk):
+        part = values[start:start + chunk]
+        rows += conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+    return rows
 
 
 def migrations() -> list[tuple[int, str, str]]:

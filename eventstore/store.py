@@ -2,8 +2,8 @@
 
 Public methods own their transaction; `Store.transaction()` hands out a `Transaction` so other
 writes (a file checkpoint, a projection's rows) commit atomically with the events they cover.
-Owns the `events`, `streams` and `clients` tables (DDL in sql/0001_log.sql); the writing
-itself is in eventstore.transaction.
+Owns the `events`, `streams` and `clients` tables (DDL in sql/0001_log.sql and
+sql/0006_stream_index.sql); the writing itself is in eventstore.transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from eventstore import payloads
+from eventstore import payloads, stream_index
 from eventstore.codec import Codec
-from eventstore.storage import Database, translated
+from eventstore.storage import Database, select_in, translated
 from eventstore.transaction import Transaction, client_number
 from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
 from schemas.upcasting import upcasters
@@ -48,6 +48,8 @@ class Store:
         self._stream_names: dict[int, str] = {}
         self._client_ids: dict[int, str] = {}
         self.after_append: list[AfterAppend] = []
+        self._saw_duplicates = False
+        """Whether the last append here found ids already stored: the next one then looks them up first."""
         self.client_id, self._client_no = self._own_client()
         self._finish_payload_compression()
         if self.db.applied_migrations:
@@ -73,13 +75,14 @@ class Store:
         with self.db.write() as conn:
             self.codec.reload()
             tx = Transaction(self, conn)
+            self.codec.adopt(conn, tx.now)
             yield tx
             if tx.appended_count:
                 for hook in self.after_append:
                     hook(tx)
                 head = tx.head()
                 if self.codec.training_due(head):
-                    self.codec.train(conn, head, tx.now)
+                    self.codec.train_later(conn, head)
 
     def append(
         self,
@@ -106,12 +109,12 @@ class Store:
     def read_stream(self, stream: str, from_version: int = 1) -> list[RecordedEvent]:
         """Every event of one stream from a version on, in version order."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_no = "
-                "(SELECT stream_no FROM streams WHERE name = ?) AND version >= ? ORDER BY version",
-                (stream, from_version),
-            ).fetchall()
-            return self._recorded_rows(rows)
+            found = conn.execute("SELECT stream_no FROM streams WHERE name = ?", (stream,)).fetchall()
+            if not found:
+                return []
+            wanted = stream_index.positions(conn, found[0][0], from_version)
+            return self._recorded_rows(
+                select_in(conn, f"SELECT {_COLUMNS} FROM events WHERE position IN ({{}}) ORDER BY position", wanted))
 
     def read_all(
         self,

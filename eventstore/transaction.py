@@ -7,13 +7,16 @@ file checkpoint or a projection's rows written with `execute` commit in the same
 
 from __future__ import annotations
 
+import operator
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING
 
-from eventstore import errors, payloads
+from eventstore import errors, payloads, stream_index
 from eventstore.codec import FIRST_TRAINING_AT
-from eventstore.storage import now_ms
-from schemas.envelope import ExpectedVersion, NewEvent, RecordedEvent
+from eventstore.storage import now_ms, select_in
+from schemas.envelope import OPS, ExpectedVersion, NewEvent, RecordedEvent
 
 if TYPE_CHECKING:
     from eventstore.store import Store
@@ -28,9 +31,12 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
+_ENVELOPE = operator.attrgetter("type", "schema_version", "entity", "entity_id", "op", "actor", "occurred_at",
+                                "causation_id", "correlation_id")
 _INSERT_AT = (
-    "INSERT INTO events (position, event_id, stream_no, version, type, schema_version, entity, entity_id,"
-    " op, client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id)"
+    # A row is _ENVELOPE(event) followed by the columns the store assigns: rows are built in C.
+    "INSERT INTO events (type, schema_version, entity, entity_id, op, actor, occurred_at, causation_id,"
+    " correlation_id, position, event_id, stream_no, version, client_no, recorded_at, dict_id, data, block_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
@@ -45,8 +51,8 @@ class Transaction:
         self._conn = conn
         self.now = now_ms()
         self.appended_count = 0
-        # Appended runs: (events, first position, [(stream_no, version)], client id, recorded at).
-        self._appended: list[tuple[list[NewEvent], int, list[tuple[int, int]], str, int]] = []
+        # Appended runs: (events, first position, their versions, client id, recorded at).
+        self._appended: list[tuple[list[NewEvent], int, list[int], str, int]] = []
         self._streams: dict[str, list[int]] = {}  # name -> [stream_no, version, stored version]
 
     @property
@@ -59,7 +65,7 @@ class Transaction:
         return [
             _recorded(event, first + i, version, client_id, recorded_at)
             for events, first, versions, client_id, recorded_at in self._appended
-            for i, (event, (_, version)) in enumerate(zip(events, versions))
+            for i, (event, version) in enumerate(zip(events, versions))
             if types is None or event.type in types
         ]
 
@@ -83,19 +89,33 @@ class Transaction:
         skipped and its stored position returned; with other content, `EventIdConflict`.
         """
         events = list(events)
+        unknown = {event.op for event in events} - OPS
+        if unknown:
+            raise ValueError(f"op must be one of {', '.join(sorted(OPS))}, got {', '.join(map(repr, sorted(unknown)))}")
         codec = self.store.codec
         if len(events) >= FIRST_TRAINING_AT and codec.compress and not codec.has_dictionary():
-            # A bulk load into a store without a dictionary: learn one from this batch first.
-            codec.train(self._conn, self.head(), self.now, [e.data for e in events])
+            # A bulk load into a store without a dictionary: learn one from this batch, in the background.
+            codec.train_later(self._conn, self.head(), [e.data for e in events])
         mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
+        ids = _event_ids(events)
         self._conn.execute("SAVEPOINT append")
         try:
-            ids = [_event_id_bytes(e.event_id) for e in events]
-            stored = self._stored_positions(ids)
-            if stored or len(set(ids)) != len(ids):
-                positions = self._append_with_duplicates(events, ids, stored, expected_version)
-            else:
-                positions = self._append_new(events, ids, expected_version)
+            positions = None
+            distinct = len(set(ids)) == len(ids)
+            if distinct and not self.store._saw_duplicates:
+                # Bulk appends are mostly all new: inserting finds that out as cheaply as asking first.
+                positions = self._append_new(events, ids, expected_version, optimistic=True)
+                if positions is None:
+                    self._conn.execute("ROLLBACK TO append")
+                    del self._appended[mark:]
+                    self._streams = {name: s[:] for name, s in saved.items()}
+            if positions is None:
+                stored = self._stored_positions(ids)
+                self.store._saw_duplicates = bool(stored)  # ask first again until an append finds none
+                if stored or not distinct:
+                    positions = self._append_with_duplicates(events, ids, stored, expected_version)
+                else:
+                    positions = self._append_new(events, ids, expected_version)
             self._save_stream_versions()
         except BaseException:
             if self._conn.in_transaction:  # a full disk or an I/O error rolls back the whole transaction
@@ -110,69 +130,85 @@ class Transaction:
 
     def _stored_positions(self, ids: list[bytes]) -> dict[bytes, int]:
         """Positions of these event ids that are already in the log."""
-        found: dict[bytes, int] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            found.update(self._conn.execute(
-                f"SELECT event_id, position FROM events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall())
-        return found
+        return dict(select_in(self._conn, "SELECT event_id, position FROM events WHERE event_id IN ({})", ids))
 
     def _load_streams(self, names: Iterable[str]) -> None:
         """Look up, in one query, the streams this transaction has not seen yet."""
-        missing = list({name for name in names if name not in self._streams})
-        for start in range(0, len(missing), 500):
-            chunk = missing[start:start + 500]
-            for name, stream_no, version in self._conn.execute(
-                f"SELECT name, stream_no, version FROM streams WHERE name IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                self._streams[name] = [stream_no, version, version]
+        missing = [name for name in names if name not in self._streams]
+        for name, stream_no, version in select_in(
+                self._conn, "SELECT name, stream_no, version FROM streams WHERE name IN ({})", missing):
+            self._streams[name] = [stream_no, version, version]
 
-    def _append_new(self, events: list[NewEvent], ids: list[bytes], expected_version) -> list[int]:
+    def _append_new(self, events: list[NewEvent], ids: list[bytes], expected_version, *,
+                    optimistic: bool = False) -> list[int] | None:
         """Insert events none of whose ids is stored, compressing ahead in a worker thread while
-        SQLite writes; runs of one stream in a bulk append share a compressed block."""
-        checked: set[str] = set()
-        versions = []
-        streams = self._streams
-        self._load_streams(event.stream for event in events)
-        for event in events:
-            stream = streams.get(event.stream) or self._stream(event.stream)
-            if event.stream not in checked:
-                _check_expected(event.stream, _expected_for(expected_version, event.stream), stream[1])
-                checked.add(event.stream)
-            stream[1] += 1
-            versions.append((stream[0], stream[1]))
+        SQLite writes; a bulk append stores runs of neighbouring events as shared blocks.
+        `optimistic`: the ids were not looked up first; None if one was stored after all (the
+        caller rolls back what this inserted)."""
         if not events:
             return []
-        client_no, now, conn = self.store._client_no, self.now, self._conn
+        n = len(events)
+        by_stream: defaultdict[str, list[int]] = defaultdict(list)
+        for i, name in enumerate([event.stream for event in events]):
+            by_stream[name].append(i)
+        self._load_streams(by_stream)
         first = self._next_position()
-        groups = payloads.runs(events)
-        for _, chunk_groups, frames in payloads.encoded_runs(self.store.codec, events, groups):
-            blocks = [(first + group[0], dict_id, payloads.pack_sizes([len(events[i].data) for i in group]), frame)
+        stream_nos, versions = [0] * n, [0] * n
+        index_entries = []
+        for name, members in by_stream.items():
+            stream = self._streams.get(name) or self._stream(name)
+            if not _expected_holds(_expected_for(expected_version, name), stream[1]):
+                if optimistic:
+                    return None  # perhaps a retry of events already stored: the caller looks them up
+                _check_expected(name, _expected_for(expected_version, name), stream[1])
+            where = _evenly_spaced(members)
+            added = range(stream[1] + 1, stream[1] + len(members) + 1)
+            if where is not None:
+                stream_nos[where] = [stream[0]] * len(members)
+                versions[where] = added
+                positions: Sequence[int] = range(first + where.start, first + members[-1] + 1, where.step)
+            else:
+                for i, version in zip(members, added):
+                    stream_nos[i], versions[i] = stream[0], version
+                positions = [first + i for i in members]
+            index_entries.append(stream_index.entry(stream[0], added.start, positions))
+            stream[1] = added.stop - 1
+        client_no, now, conn, codec = self.store._client_no, self.now, self._conn, self.store.codec
+        datas = [event.data for event in events]
+        sizes = list(map(len, datas))
+        groups = payloads.runs(sizes) if codec.compress else [range(i, i + 1) for i in range(n)]
+        for _, chunk_groups, frames in payloads.encoded_runs(codec, datas, groups):
+            blocks = [(first + group.start, dict_id, payloads.pack_sizes(sizes[group.start:group.stop]), frame)
                       for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
-            block_id = None
+            block_id = 0
             if blocks:
                 conn.executemany(_INSERT_BLOCK, blocks)
                 block_id = conn.last_insert_rowid() - len(blocks)
-            rows = []
+            dict_ids: list[int | None] = []
+            stored: list[bytes] = []
+            block_ids: list[int | None] = []
             for group, (dict_id, frame) in zip(chunk_groups, frames):
                 if len(group) > 1:
                     block_id += 1
-                    located = [(i, None, b"", block_id) for i in group]
+                    dict_ids += [None] * len(group)
+                    stored += [b""] * len(group)
+                    block_ids += [block_id] * len(group)
                 else:
-                    located = [(group[0], dict_id, frame, None)]
-                for i, member_dict_id, data, member_block in located:
-                    event, (stream_no, version) = events[i], versions[i]
-                    rows.append((first + i, ids[i], stream_no, version, event.type,
-                                 event.schema_version, event.entity, event.entity_id, event.op, client_no,
-                                 event.actor, event.occurred_at, now, event.causation_id, event.correlation_id,
-                                 member_dict_id, data, member_block))
+                    dict_ids.append(dict_id)
+                    stored.append(frame)
+                    block_ids.append(None)
+            start, stop = chunk_groups[0].start, chunk_groups[-1].stop
+            assigned = zip(range(first + start, first + stop), ids[start:stop], stream_nos[start:stop],
+                           versions[start:stop], repeat(client_no), repeat(now), dict_ids, stored, block_ids)
             before = conn.total_changes()
-            conn.executemany(_INSERT_AT, rows)
-            if conn.total_changes() - before != len(rows):
+            conn.executemany(_INSERT_AT, map(operator.add, map(_ENVELOPE, events[start:stop]), assigned))
+            if conn.total_changes() - before != stop - start:
+                if optimistic:
+                    return None
                 raise RuntimeError("an event id appeared while this transaction held the write lock")
+        stream_index.record(conn, index_entries)
         self._appended.append((events, first, versions, self.store.client_id, now))
-        return list(range(first, first + len(events)))
+        return list(range(first, first + n))
 
     def _next_position(self) -> int:
         rows = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchall()
@@ -295,7 +331,8 @@ class Transaction:
         if not self._conn.changes():
             return None
         position = self._conn.last_insert_rowid()
-        self._appended.append(([event], position, [(stream_no, version)], client_id, recorded_at))
+        stream_index.record(self._conn, [stream_index.entry(stream_no, version, [position])])
+        self._appended.append(([event], position, [version], client_id, recorded_at))
         return position
 
     def _save_stream_versions(self) -> None:
@@ -313,6 +350,17 @@ def _content(event: NewEvent) -> tuple:
 def _redacted(conn, position: int) -> bool:
     """Whether `redact` rewrote this event's payload: a copy of its original is then a duplicate."""
     return bool(conn.execute("SELECT 1 FROM redacted_events WHERE position = ?", (position,)).fetchall())
+
+
+def _event_ids(events: list[NewEvent]) -> list[bytes]:
+    """The events' ids as the 16 bytes stored."""
+    try:
+        ids = [bytes.fromhex(event.event_id) for event in events]
+    except ValueError:
+        ids = []
+    if len(ids) != len(events) or (ids and set(map(len, ids)) != {16}):
+        ids = [_event_id_bytes(event.event_id) for event in events]  # raises, naming the bad id
+    return ids
 
 
 def _event_id_bytes(event_id: str) -> bytes:
@@ -350,12 +398,25 @@ def client_number(conn, client_id: str) -> int:
     return conn.last_insert_rowid()
 
 
-def _check_expected(stream: str, expected: int, actual: int) -> None:
+def _evenly_spaced(indexes: list[int]) -> slice | None:
+    """The slice selecting exactly these increasing indexes when they are evenly spaced (a run
+    of one stream, or streams taking turns), so their columns are filled in C."""
+    if len(indexes) == 1:
+        return slice(indexes[0], indexes[0] + 1, 1)
+    step = indexes[1] - indexes[0]
+    if indexes[-1] - indexes[0] != step * (len(indexes) - 1) or indexes != list(range(indexes[0], indexes[-1] + 1, step)):
+        return None
+    return slice(indexes[0], indexes[-1] + 1, step)
+
+
+def _expected_holds(expected: int, actual: int) -> bool:
     if expected == ExpectedVersion.ANY:
-        return
+        return True
     if expected == ExpectedVersion.EXISTS:
-        ok = actual > 0
-    else:
-        ok = actual == expected
-    if not ok:
+        return actual > 0
+    return actual == expected
+
+
+def _check_expected(stream: str, expected: int, actual: int) -> None:
+    if not _expected_holds(expected, actual):
         raise errors.WrongExpectedVersion(stream, expected, actual)

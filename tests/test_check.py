@@ -60,7 +60,8 @@ def test_a_sound_store_passes_deep_check_and_json_shape(db):
     assert checks["integrity"]["ok"] and checks["payloads"]["failed"] == 0
     assert checks["log"]["events"] == checks["log"]["head"] > 900
     assert sorted(checks["log"]["append_only_triggers"]) == [
-        "blocks_append_only_delete", "blocks_append_only_update", "events_append_only_delete", "events_append_only_update"]
+        "blocks_append_only_delete", "blocks_append_only_update", "events_append_only_delete", "events_append_only_update",
+        "stream_index_append_only_delete", "stream_index_append_only_update"]
     assert {"fulltext", "memories", "sessions", "tasks", "vectors"} <= set(checks["projections"])
     assert all(d["compared"] and not any(t["live_only"] or t["rebuilt_only"] for t in d["tables"].values())
                for d in checks["deep"].values())
@@ -99,6 +100,31 @@ def test_a_stream_version_out_of_step_is_found(db):
     with raw(db) as conn:
         conn.execute("UPDATE streams SET version = version + 1 WHERE stream_no = 1")
     assert [c for c, _ in problems(db)] == ["log.streams"]
+
+
+def _copy_of_an_event(conn: apsw.Connection, **changes: object) -> None:
+    """Insert a copy of event 1's envelope under a new id and position, with some columns changed."""
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(events)")]
+    row = dict(zip(columns, conn.execute("SELECT * FROM events WHERE position = 1").fetchall()[0]))
+    row.update(position=None, event_id=bytes(16), dict_id=None, data=b"{}", block_id=None, **changes)
+    conn.execute(f"INSERT INTO events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def test_a_repeated_stream_version_is_found(db):
+    with raw(db) as conn:
+        _copy_of_an_event(conn)  # the same stream and version again, under another id
+    found = [c for c, _ in problems(db)]
+    assert "log.streams" in found and "log.stream_index" in found
+
+
+def test_an_unknown_op_is_found(db):
+    with raw(db) as conn:
+        stream_no, version = conn.execute("SELECT stream_no, version FROM streams LIMIT 1").fetchall()[0]
+        _copy_of_an_event(conn, stream_no=stream_no, version=version + 1, op="mutate")
+        conn.execute("UPDATE streams SET version = version + 1 WHERE stream_no = ?", (stream_no,))
+        conn.execute("INSERT INTO stream_index VALUES (?, ?, ?, (SELECT max(position) FROM events), NULL)",
+                     (stream_no, version + 1, version + 1))
+    assert [c for c, _ in problems(db)] == ["log.ops"]
 
 
 def test_a_missing_trigger_is_found(db):

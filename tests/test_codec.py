@@ -23,11 +23,12 @@ def test_round_trip_across_dictionary_changes(tmp_path, monkeypatch):
     monkeypatch.setattr(codec_module, "FIRST_TRAINING_AT", 300)
     payloads = [
         b'{"type":"user","message":{"role":"user","content":"please fix bug %d in module %d"},"n":%d}' % (i, i % 7, i)
-        for i in range(7000)
+        for i in range(12000)
     ]
     with Store(tmp_path / "e.db") as s:
         for start in range(0, len(payloads), 250):
             s.append([new_event(f"s{start % 3}", p) for p in payloads[start:start + 250]])
+            codec_module._training_thread().submit(int).result()  # dictionaries train in the background
         dicts = s.db.conn.execute("SELECT dict_id, trained_at FROM dictionaries ORDER BY dict_id").fetchall()
         assert len(dicts) >= 2, "a first and a later, retrained dictionary"
         used = {d for (d,) in s.db.conn.execute(

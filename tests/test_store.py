@@ -209,3 +209,63 @@ def test_sql_function_reads_payloads_from_frames_and_blocks(store):
     assert {r[1] for r in rows} - {None}, "a bulk append stores runs of payloads in blocks"
     stored = store.db.conn.execute("SELECT sum(length(data)) FROM blocks").fetchall()[0][0]
     assert stored < sum(map(len, payloads)) / 5
+
+
+def test_read_stream_finds_interleaved_and_consecutive_runs_from_any_version(store):
+    bulk = [new_event(f"s{i % 3}", b'{"n":%d}' % i) for i in range(300)]  # streams interleaved in blocks
+    store.append(bulk)
+    store.append([new_event("s0", b'{"n":"alone"}')])
+    store.append([new_event("s1", b'{"n":%d}' % i) for i in range(40)])  # one consecutive run
+    s0 = store.read_stream("s0")
+    assert [e.version for e in s0] == list(range(1, 102))
+    assert [e.data for e in s0] == [b'{"n":%d}' % i for i in range(0, 300, 3)] + [b'{"n":"alone"}']
+    assert [e.version for e in store.read_stream("s0", 100)] == [100, 101]
+    assert [e.version for e in store.read_stream("s1", 95)] == list(range(95, 141))
+    assert store.read_stream("s1", 141) == [] and store.read_stream("missing") == []
+    for name in ("s0", "s1", "s2"):
+        assert [e.position for e in store.read_stream(name)] == [
+            e.position for e in store.read_all() if e.stream == name]
+
+
+def test_an_unknown_op_is_refused_before_anything_is_written(store):
+    with pytest.raises(ValueError, match="op must be one of"):
+        store.append([new_event("a"), new_event("a", op="mutate")])
+    assert store.head() == 0
+
+
+def test_a_log_written_before_the_stream_index_is_migrated(tmp_path):
+    """A database as migration 0005 left it: its events move to the new table, stream reads and
+    positions carry on, and `check` finds nothing wrong."""
+    from eventstore.check import check
+    from eventstore.storage import migrations
+
+    path = tmp_path / "old.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+    for version, name, sql in migrations()[:5]:
+        conn.execute(sql)
+        conn.execute("INSERT INTO migrations VALUES (?, ?, 0)", (version, name))
+    conn.execute("PRAGMA user_version = 5")
+    conn.execute("INSERT INTO clients (client_id) VALUES ('old')")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('client_id', 'old')")
+    for n, (stream, version) in enumerate([("a", 1), ("b", 1), ("a", 2)], start=1):
+        conn.execute("INSERT OR IGNORE INTO streams (name, version) VALUES (?, 0)", (stream,))
+        conn.execute("UPDATE streams SET version = ? WHERE name = ?", (version, stream))
+        conn.execute(
+            "INSERT INTO events (event_id, stream_no, version, type, schema_version, entity, entity_id, op, client_no,"
+            " actor, recorded_at, data) VALUES (?, (SELECT stream_no FROM streams WHERE name = ?), ?, 't', 1, 'e',"
+            " '1', 'create', 1, '', 0, ?)", (bytes([n]) * 16, stream, version, b'{"n":%d}' % n))
+    conn.close()
+    with Store(path) as store:
+        assert [(e.position, e.data) for e in store.read_stream("a")] == [(1, b'{"n":1}'), (3, b'{"n":3}')]
+        assert [e.type for e in store.read_all()][3:] == ["audit.migrate"]  # opening recorded the migration
+        assert store.append([new_event("a", b"{}")]) == [5]
+        assert [e.version for e in store.read_stream("a", 2)] == [2, 3]
+        report = check(store)
+        assert report.ok, report.problems
+    with raw_connection(path) as conn, pytest.raises(apsw.ConstraintError, match="append-only"):
+        conn.execute("DELETE FROM events WHERE position = 1")
+
+
+def raw_connection(path: Path) -> apsw.Connection:
+    return apsw.Connection(str(path))
