@@ -53,7 +53,7 @@ def tree(work: Path, mb: int, seed: int) -> tuple[Path, int]:
 def sample_queries(store: Store, n: int, seed: int) -> list[str]:
     """Queries people type: 1-3 adjacent words from random messages, and substrings of tool inputs."""
     rng = random.Random(seed)
-    rows = reader(store)("SELECT doc_id FROM fts_docs WHERE kind = 0 ORDER BY random() LIMIT ?", (n * 3,))
+    rows = reader(store)("SELECT doc_id FROM fts_docs WHERE role != ? ORDER BY random() LIMIT ?", (fulltext.MEMORY_ROLE, n * 3))
     words, code = [], []
     for (position,) in rows:
         found = search_text.extract(store.get(position))

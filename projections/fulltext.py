@@ -1,32 +1,44 @@
 """Full-text search over transcripts and memories: FTS5 word and substring indexes.
 
-Two contentless FTS5 tables (`content=''`, `contentless_delete=1`) keep only the index, never
-the text, which stays in the compressed log: `fts_text` (tokenize unicode61, bm25-ranked word
-and phrase search) and `fts_code` (tokenize trigram, detail=none: substring candidates in code
-and paths, confirmed against the text read back from the log). A snippet is built by reading
-the event back from the Store. `fts_docs` holds what filters need (role, session, project,
-time) per indexed event; its rowid is the event's log position, and a memory's is the
-position of its `memory.added` event.
+Two contentless FTS5 tables (`content=''`) keep only the index, never the text, which stays in
+the compressed log. Both keep no positions (detail=none), which makes them about a quarter of
+the size: they find candidate documents, and whatever needs positions (phrases, NEAR, `^`) is
+confirmed against the text read back from the log (see `fts_query.WordQuery`).
+
+- `fts_text` (tokenize unicode61, contentless_delete=1 so memories can change): word search,
+  ranked by `fts_rank`, a bm25 in which each matching document counts its words once (FTS5
+  keeps no term frequencies without positions): among documents holding every word, shorter
+  ones rank first.
+- `fts_code` (tokenize trigram, columnsize=0: never ranked, never deleted from): substring
+  candidates in code and paths.
+
+A snippet is built by reading the event back from the Store. `fts_docs` holds what filters
+need (role, session, project, time) per indexed document, as small integers; its rowid is the
+event's log position, and a memory's is the position of its `memory.added` event.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import msgspec
 
 from projections.base import Writer
-from projections.fts_query import CODE_TOKENIZE, TEXT_TOKENIZE, code_match, match_expression
-from projections.search_text import MESSAGE_TYPES, NameTables, TextOptions, extract
+from projections.fts_query import CODE_TOKENIZE, TEXT_TOKENIZE, code_match
+from projections.search_text import MESSAGE_TYPES, ROLES, NameTables, TextOptions, extract
 from schemas import memories as mem
 from schemas.envelope import RecordedEvent
 
 __all__ = [
-    "FtsOptions", "FulltextProjection", "KIND_MEMORY", "KIND_MESSAGE", "integrity_check", "optimize",
-    "projection",
+    "FtsOptions", "FulltextProjection", "KIND_MEMORY", "KIND_MESSAGE", "ensure_rank_function", "integrity_check",
+    "memory_body", "optimize", "projection",
 ]
 
 KIND_MESSAGE, KIND_MEMORY = 0, 1
+ROLE_NUMBER: dict[str, int] = {role: number for number, role in enumerate(ROLES)}
+"""fts_docs stores a role as its index in search_text.ROLES."""
+MEMORY_ROLE = ROLE_NUMBER["memory"]
 
 
 class FtsOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,7 +48,8 @@ class FtsOptions(msgspec.Struct, frozen=True, kw_only=True):
     code_tokenize: tuple[str, ...] = CODE_TOKENIZE
     content: str = ""
     """'' makes the tables contentless: the text lives only in the log."""
-    contentless_delete: bool = True
+    text_detail: str = "none"
+    """The word index keeps no positions; phrases are confirmed against the text."""
     code_detail: str = "none"
     """The substring index keeps no positions; candidates are confirmed against the text."""
     text: TextOptions = TextOptions()
@@ -44,7 +57,7 @@ class FtsOptions(msgspec.Struct, frozen=True, kw_only=True):
     def identity(self) -> str:
         """A string naming these options, for the projection version."""
         return "|".join((" ".join(self.text_tokenize), " ".join(self.code_tokenize), self.content,
-                         str(int(self.contentless_delete)), self.code_detail, self.text.identity()))
+                         self.text_detail, self.code_detail, self.text.identity()))
 
 
 def _tokenize(spec: Sequence[str]) -> str:
@@ -54,21 +67,22 @@ def _tokenize(spec: Sequence[str]) -> str:
 def ddl(prefix: str, options: FtsOptions) -> list[str]:
     """The statements creating the projection's tables, every name prefixed."""
     p = prefix
-    common = f"content='{options.content}', contentless_delete={int(options.contentless_delete)}"
+    content = f"content='{options.content}'"
     return [
         f"CREATE TABLE {p}fts_projects (project_no INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE)",
         f"CREATE TABLE {p}fts_sessions (session_no INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE,"
         " project_no INTEGER)",
-        # kind: 0 message, 1 memory. position: the event a snippet is read back from.
-        f"CREATE TABLE {p}fts_docs (doc_id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, role TEXT NOT NULL,"
-        " session_no INTEGER, project_no INTEGER, ts INTEGER, position INTEGER NOT NULL)",
+        # role: its index in ROLES (a memory's role is "memory"). position: the event a snippet
+        # is read back from when it is not doc_id (a memory's latest change), else NULL.
+        f"CREATE TABLE {p}fts_docs (doc_id INTEGER PRIMARY KEY, role INTEGER NOT NULL,"
+        " session_no INTEGER, project_no INTEGER, ts INTEGER, position INTEGER)",
         f"CREATE TABLE {p}fts_memories (memory_id TEXT PRIMARY KEY, doc_id INTEGER NOT NULL,"
         " text TEXT NOT NULL, tags TEXT NOT NULL, project TEXT) WITHOUT ROWID",
         f"CREATE INDEX {p}fts_memories_doc ON {p}fts_memories (doc_id)",
-        f"CREATE VIRTUAL TABLE {p}fts_text USING fts5(body, {common},"
-        f" tokenize={_tokenize(options.text_tokenize)})",
-        f"CREATE VIRTUAL TABLE {p}fts_code USING fts5(code, {common}, detail={options.code_detail},"
-        f" tokenize={_tokenize(options.code_tokenize)})",
+        f"CREATE VIRTUAL TABLE {p}fts_text USING fts5(body, {content}, contentless_delete=1,"
+        f" detail={options.text_detail}, tokenize={_tokenize(options.text_tokenize)})",
+        f"CREATE VIRTUAL TABLE {p}fts_code USING fts5(code, {content}, columnsize=0,"
+        f" detail={options.code_detail}, tokenize={_tokenize(options.code_tokenize)})",
     ]
 
 
@@ -82,7 +96,7 @@ class FulltextProjection:
 
     def __init__(self, options: FtsOptions | None = None) -> None:
         self.options = options or FtsOptions()
-        self.version = f"1:{self.options.identity()}"
+        self.version = f"2:{self.options.identity()}"
 
     def create(self, tx: Writer, prefix: str) -> None:
         """Create the tables, every name prefixed with `prefix`."""
@@ -99,8 +113,7 @@ class FulltextProjection:
                 if found is None:
                     continue
                 session_no, project_no = names.session(found.session_id, found.project)
-                docs.append((event.position, KIND_MESSAGE, found.role, session_no, project_no,
-                             found.timestamp, event.position))
+                docs.append((event.position, ROLE_NUMBER[found.role], session_no, project_no, found.timestamp))
                 texts.append((event.position, found.text))
                 if found.code:
                     codes.append((event.position, found.code))
@@ -114,7 +127,7 @@ class FulltextProjection:
 
 def _flush(tx: Writer, p: str, docs: list, texts: list, codes: list) -> None:
     if docs:
-        tx.executemany(f"INSERT OR REPLACE INTO {p}fts_docs VALUES (?, ?, ?, ?, ?, ?, ?)", docs)
+        tx.executemany(f"INSERT OR REPLACE INTO {p}fts_docs VALUES (?, ?, ?, ?, ?, NULL)", docs)
         tx.executemany(f"INSERT INTO {p}fts_text (rowid, body) VALUES (?, ?)", texts)
     if codes:
         tx.executemany(f"INSERT INTO {p}fts_code (rowid, code) VALUES (?, ?)", codes)
@@ -157,8 +170,9 @@ def _apply_memory(tx: Writer, p: str, names: NameTables, event: RecordedEvent) -
         tx.execute(f"DELETE FROM {p}fts_text WHERE rowid = ?", (doc_id,))
     else:
         return
-    tx.execute(f"INSERT OR REPLACE INTO {p}fts_docs VALUES (?, ?, 'memory', NULL, ?, ?, ?)",
-               (doc_id, KIND_MEMORY, names.project(project), when, event.position))
+    tx.execute(f"INSERT OR REPLACE INTO {p}fts_docs VALUES (?, ?, NULL, ?, ?, ?)",
+               (doc_id, MEMORY_ROLE, names.project(project), when,
+                event.position if event.position != doc_id else None))
     tx.execute(f"INSERT INTO {p}fts_text (rowid, body) VALUES (?, ?)", (doc_id, _memory_body(text, tags)))
 
 
@@ -185,7 +199,32 @@ def optimize(tx: Writer, prefix: str = "") -> None:
 # ---------------------------------------------------------------- queries
 
 RANK_WINDOW = 4_000
-"""bm25 ranks at most this many of the newest matches: a very common word stays fast."""
+"""At most this many of the newest matches are ranked: a very common word stays fast."""
+
+RANK_FUNCTION = "fts_rank"
+BM25_K1, BM25_B = 1.2, 0.75
+_ranked_connections: weakref.WeakSet = weakref.WeakSet()
+
+
+def _rank(api, *_args) -> float:
+    """bm25 of a document in which every matching word occurs once: (k1 + 1) / (1 + k1 * (1 - b + b * dl / avgdl)).
+
+    The index keeps no term frequencies, and every document a plain query finds holds all its
+    words, so the words' idf is the same for all of them and left out: what remains ranks
+    shorter documents higher.
+    """
+    rows = api.row_count
+    average = api.column_total_size(0) / rows if rows else 0.0
+    if not average:
+        return 1.0
+    return (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * api.column_size(0) / average))
+
+
+def ensure_rank_function(conn) -> None:
+    """Register `fts_rank` (the word index's ranking function) on an apsw connection, once."""
+    if conn not in _ranked_connections:
+        conn.register_fts5_function(RANK_FUNCTION, _rank)
+        _ranked_connections.add(conn)
 
 
 class Filters(msgspec.Struct, frozen=True, kw_only=True):
@@ -231,10 +270,11 @@ def _filter_sql(p: str, filters: Filters, rows) -> tuple[str, list[object]] | No
         sql.append(f"d.project_no IN ({','.join('?' * len(found))})")
         params.extend(found)
     if filters.roles is not None:
-        if not filters.roles:
+        numbers = [ROLE_NUMBER[r] for r in filters.roles if r in ROLE_NUMBER]
+        if not numbers:
             return None
-        sql.append(f"d.role IN ({','.join('?' * len(filters.roles))})")
-        params.extend(filters.roles)
+        sql.append(f"d.role IN ({','.join('?' * len(numbers))})")
+        params.extend(numbers)
     if filters.since is not None:
         sql.append("d.ts >= ?")
         params.append(filters.since)
@@ -244,33 +284,37 @@ def _filter_sql(p: str, filters: Filters, rows) -> tuple[str, list[object]] | No
     return "".join(" AND " + s for s in sql), params
 
 
-_HIT_COLUMNS = "d.doc_id, d.kind, d.role, s.session_id, d.ts, d.position"
+_HIT_COLUMNS = "d.doc_id, d.role, s.session_id, d.ts, coalesce(d.position, d.doc_id)"
 
 
-def search_words(rows, query: str, filters: Filters = Filters(), limit: int = 20, *, syntax: bool = False,
-                 prefix: str = "") -> list[FtsHit]:
-    """Word and phrase matches ranked by bm25 (score: higher is better).
+def _hit(row, score: float, substring: bool = False) -> FtsHit:
+    role = ROLES[row[1]]
+    return FtsHit(doc_id=row[0], kind=KIND_MEMORY if row[1] == MEMORY_ROLE else KIND_MESSAGE, role=role,
+                  session_id=row[2], timestamp=row[3], position=row[4], score=score, substring=substring)
 
-    `rows(sql, params)` runs a read query (see projections.search). Raises apsw's SQLError for
-    invalid FTS5 syntax when `syntax` is set; the caller translates it.
+
+def search_words(rows, match: str, filters: Filters = Filters(), limit: int = 20, *, prefix: str = "") -> list[FtsHit]:
+    """Documents matching an FTS5 expression, best first by `fts_rank` (score: higher is better).
+
+    `rows(sql, params)` runs a read query on a connection `ensure_rank_function` was given (see
+    projections.search). `match` is what the index can answer (fts_query.WordQuery.match).
+    Raises apsw's SQLError for invalid FTS5 syntax; the caller translates it.
     """
-    match = match_expression(query, syntax=syntax)
     where = _filter_sql(prefix, filters, rows)
-    if match is None or where is None or limit <= 0:
+    if where is None or limit <= 0:
         return []
     p = prefix
     # The newest RANK_WINDOW matches that pass the filters are ranked: FTS5 walks its doclists
-    # newest first and bm25 is computed only for rows that pass.
+    # newest first and the rank is computed only for rows that pass.
     sql = (
         f"SELECT {_HIT_COLUMNS}, m.score FROM "
-        f"(SELECT t.rowid AS doc_id, bm25({p}fts_text) AS score FROM {p}fts_text t"
+        f"(SELECT t.rowid AS doc_id, {RANK_FUNCTION}({p}fts_text) AS score FROM {p}fts_text t"
         f" JOIN {p}fts_docs d ON d.doc_id = t.rowid WHERE {p}fts_text MATCH ?{where[0]}"
         f" ORDER BY t.rowid DESC LIMIT {RANK_WINDOW:d}) AS m"
         f" JOIN {p}fts_docs d ON d.doc_id = m.doc_id LEFT JOIN {p}fts_sessions s ON s.session_no = d.session_no"
-        f" ORDER BY m.score LIMIT ?"
+        f" ORDER BY m.score DESC, m.doc_id DESC LIMIT ?"
     )
-    return [FtsHit(doc_id=r[0], kind=r[1], role=r[2], session_id=r[3], timestamp=r[4], position=r[5], score=-r[6])
-            for r in rows(sql, [match, *where[1], limit])]
+    return [_hit(r, r[5]) for r in rows(sql, [match, *where[1], limit])]
 
 
 def search_code(rows, query: str, filters: Filters = Filters(), limit: int = 200, *,
@@ -286,15 +330,19 @@ def search_code(rows, query: str, filters: Filters = Filters(), limit: int = 200
         f" LEFT JOIN {p}fts_sessions s ON s.session_no = d.session_no"
         f" WHERE {p}fts_code MATCH ?{where[0]} ORDER BY c.rowid DESC LIMIT ?"
     )
-    return [FtsHit(doc_id=r[0], kind=r[1], role=r[2], session_id=r[3], timestamp=r[4], position=r[5], score=0.0,
-                   substring=True)
-            for r in rows(sql, [match, *where[1], limit])]
+    return [_hit(r, 0.0, substring=True) for r in rows(sql, [match, *where[1], limit])]
 
 
 def memory_text(rows, doc_id: int, prefix: str = "") -> str | None:
     """The current text of a memory document."""
     found = rows(f"SELECT text FROM {prefix}fts_memories WHERE doc_id = ?", (doc_id,))
     return found[0][0] if found else None
+
+
+def memory_body(rows, doc_id: int, prefix: str = "") -> str | None:
+    """The text a memory document is indexed with: its text and its tags."""
+    found = rows(f"SELECT text, tags FROM {prefix}fts_memories WHERE doc_id = ?", (doc_id,))
+    return _memory_body(found[0][0], msgspec.json.decode(found[0][1])) if found else None
 
 
 def memory_id_of(rows, doc_id: int, prefix: str = "") -> str | None:

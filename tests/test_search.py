@@ -218,6 +218,38 @@ def test_tool_results_are_truncated_and_images_never_indexed(small_store):
     assert find(small_store, "QUJDQUJD") == [] and find(small_store, "base64") == []
 
 
+def test_phrases_and_near_are_checked_against_the_text(small_store):
+    """The word index keeps no positions: phrases, NEAR and ^ are confirmed on the text read back."""
+    def found(query, **kw):
+        return sorted((h.session_id, h.role) for h in find(small_store, query, **kw))
+
+    alpha = [("s-alpha", "assistant"), ("s-alpha", "user")]
+    assert found('"zebra test"') == alpha
+    assert found('"test zebra"') == [("s-alpha", "tool")]  # tests/test_zebra.py
+    assert found("test_zebra") == [("s-alpha", "tool")]  # one token pair, as a phrase
+    assert found('"flaky zebra"') == [("s-alpha", "user")]
+    assert found("zebra crossing") == found('"zebra crossing"') == [("s-beta", "assistant"), ("s-beta", "user")]
+    assert found('"crossing zebra"') == []
+    assert found('zebra_cross*') == found('"zebra crossing"')  # a prefix phrase
+    assert found("NEAR(zebra race, 3)", syntax=True) == []
+    assert found("NEAR(zebra race, 8)", syntax=True) == [("s-alpha", "assistant")]
+    assert found("^please zebra", syntax=True) == [("s-alpha", "user")]
+    assert found('body:okapi OR "crossing handler"', syntax=True) == [("s-alpha", "user"), ("s-beta", "assistant")]
+    assert found('zebra NOT "zebra crossing"', syntax=True) == [("s-alpha", "assistant"), ("s-alpha", "tool"),
+                                                                ("s-alpha", "user"), ("s-beta", "tool")]
+    memory = memories.add(small_store, "zebra crossings need the stripes service", project="beta")
+    Runner(small_store, projections()).catch_up()
+    assert [h.kind for h in find(small_store, '"stripes service"')] == ["memory"]
+    assert find(small_store, '"service stripes"') == []
+    memories.forget(small_store, memory.memory_id)
+
+
+def test_shorter_documents_rank_first(small_store):
+    hits = find(small_store, "zebra", limit=10)
+    assert len(hits) == 6 and hits[0].score > hits[-1].score > 0
+    assert hits[-1].role == "tool" and "test_stripes" in hits[-1].snippet  # the 4 KB tool result
+
+
 def test_memories_are_searchable_until_forgotten(small_store):
     memory = memories.add(small_store, "zebra crossings need the stripes service", tags=["infra"], project="beta")
     Runner(small_store, projections()).catch_up()
