@@ -157,7 +157,7 @@ def cost(
     price = pricing.lookup(model)
     if price is None:
         return None
-    if isinstance(usage, Mapping):
+    if not isinstance(usage, msgspec.Struct) and isinstance(usage, Mapping):  # a struct: no slow ABC check
         tokens = _tokens_from_mapping(usage)
     else:
         tokens = (

@@ -215,14 +215,19 @@ class SessionsProjection:
         titles: list[tuple[int, str, int | None, str]] = []
         decode = _LINE.decode
         skip = len(SESSION_STREAM_PREFIX)
+        stream = acc = session = None
         for event in events:
-            stream = event.stream
-            if not stream.startswith(SESSION_STREAM_PREFIX):
-                continue
-            session = stream[skip:]
-            acc = accs.get(session)
+            if event.stream is not stream:  # a batch holds long runs of one stream, sharing its name
+                stream = event.stream
+                if stream.startswith(SESSION_STREAM_PREFIX):
+                    session = stream[skip:]
+                    acc = accs.get(session)
+                    if acc is None:
+                        acc = accs[session] = _Acc()
+                else:
+                    acc = None
             if acc is None:
-                acc = accs[session] = _Acc()
+                continue
             at = event.occurred_at
             if at is not None:
                 if acc.started is None or at < acc.started:

@@ -39,7 +39,7 @@ from msgspec.structs import astuple
 from eventstore.errors import EventStoreError
 from projections.pricing import Pricing, PricingError, load_pricing
 from projections.usage_decode import record_entries
-from projections.usage_entries import USAGE_MARKER, UsageEntry, entry_cost
+from projections.usage_entries import UsageEntry, entry_cost
 from projections.usage_report import (
     BUCKET_SECONDS,
     NAME,
@@ -197,7 +197,7 @@ class UsageProjection:
         found: list[_Slot] = []
         pricing = self.pricing
         for event in events:
-            if USAGE_MARKER not in event.data or from_shared_line(event.correlation_id):
+            if from_shared_line(event.correlation_id):
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
             for entry in record_entries(event.data):
                 found.append(_to_slot(event, entry, pricing))
