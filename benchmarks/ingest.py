@@ -90,12 +90,11 @@ def run_child(args: list[str]) -> tuple[str, float, int]:
 
 def ceiling(tree: Path, db: Path) -> dict:
     """Every line as a blob keyed by its hash, unique index, 10,000 lines a transaction."""
-    from eventstore.storage import PAGE_SIZE
+    from eventstore.storage import SETTINGS
 
     conn = apsw.Connection(str(db))
-    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # the same page size as the store's
-    conn.execute("PRAGMA journal_mode = WAL").fetchall()
-    conn.execute("PRAGMA synchronous = NORMAL")
+    for setting in SETTINGS:  # the store's page size, WAL, checkpoints, sync and cache settings
+        setting(conn)
     conn.execute("CREATE TABLE lines (hash BLOB NOT NULL UNIQUE, line BLOB NOT NULL)")
     insert = "INSERT OR IGNORE INTO lines (hash, line) VALUES (?, ?)"
     started = time.perf_counter()

@@ -39,10 +39,12 @@ _trainer: ThreadPoolExecutor | None = None
 
 
 def _chunks(payloads: Sequence[bytes]) -> list[tuple[int, int]]:
-    """(start, end) index ranges of at most CHUNK payloads or CHUNK_BYTES bytes (at least one payload)."""
-    ranges, start, size = [], 0, 0
+    """(start, end) index ranges of at most CHUNK payloads or CHUNK_BYTES bytes (at least one
+    payload); the first is an eighth of that, so the caller waits little for the first one."""
+    ranges, start, size, limit = [], 0, 0, CHUNK_BYTES // 8
     for i, payload in enumerate(payloads):
-        if i > start and (i - start >= CHUNK or size + len(payload) > CHUNK_BYTES):
+        if i > start and (i - start >= CHUNK or size + len(payload) > limit):
+            limit = CHUNK_BYTES
             ranges.append((start, i))
             start, size = i, 0
         size += len(payload)
@@ -123,27 +125,31 @@ class Codec:
         return self._dict_id, packed
 
     def encode_chunks(self, payloads: Sequence[bytes]) -> Iterator[tuple[int, list[tuple[int | None, bytes]]]]:
-        """Encode payloads in chunks of about a megabyte, yielding (start index, encoded chunk) in order.
+        """Start encoding payloads in chunks of about a megabyte; the iterator returned yields
+        (start index, encoded chunk) in order.
 
-        A worker thread compresses the next chunks in C without holding the GIL while the
-        caller stores this one, so compression and SQLite's writes overlap on two cores.
+        A worker thread compresses the chunks in C without holding the GIL, starting now, while
+        the caller prepares and stores them, so compression and SQLite's writes overlap on two cores.
         """
         chunks = _chunks(payloads)
         if len(chunks) == 1 or not self.compress or not all(payloads):
-            yield 0, [self.encode(p) for p in payloads]
-            return
+            return iter([(0, [self.encode(p) for p in payloads])])
         compressor, dict_id = self._compressor, self._dict_id
         pool = _compression_thread()
         futures = [pool.submit(compressor.multi_compress_to_buffer, payloads[start:end], threads=1)
                    for start, end in chunks]
-        for (start, end), future in zip(chunks, futures):
-            packed = future.result()
-            encoded = []
-            for i, data in enumerate(payloads[start:end]):
-                frame = packed[i]  # a buffer SQLite binds as a blob without copying it to bytes first
-                small = len(data) < SMALLEST_COMPRESSED or len(frame) >= len(data)
-                encoded.append((None, data) if small else (dict_id, frame))
-            yield start, encoded
+
+        def results() -> Iterator[tuple[int, list[tuple[int | None, bytes]]]]:
+            for (start, end), future in zip(chunks, futures):
+                packed = future.result()
+                encoded = []
+                for i, data in enumerate(payloads[start:end]):
+                    frame = packed[i]  # a buffer SQLite binds as a blob without copying it to bytes first
+                    small = len(data) < SMALLEST_COMPRESSED or len(frame) >= len(data)
+                    encoded.append((None, data) if small else (dict_id, frame))
+                yield start, encoded
+
+        return results()
 
     def decode(self, dict_id: int | None, stored: bytes) -> bytes:
         """Return the original payload of a stored one."""

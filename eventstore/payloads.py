@@ -69,13 +69,12 @@ def split(payload: bytes, sizes: Sequence[int]) -> list[bytes]:
 
 
 def encoded_runs(codec: Codec, datas: Sequence[bytes], groups: list[range]
-                 ) -> Iterator[tuple[int, list[range], list[tuple[int | None, bytes]]]]:
-    """Encode the runs of these payloads in chunks (compressing ahead in a worker thread):
-    (first run index, runs, frames)."""
+                 ) -> Iterator[tuple[list[range], list[tuple[int | None, bytes]]]]:
+    """Start encoding the runs of these payloads (in a worker thread); the iterator returned
+    yields them in chunks: (runs, their frames)."""
     payloads = [datas[group.start] if len(group) == 1 else b"".join(datas[group.start:group.stop])
                 for group in groups]
-    for start, frames in codec.encode_chunks(payloads):
-        yield start, groups[start:start + len(frames)], frames
+    return ((groups[start:start + len(frames)], frames) for start, frames in codec.encode_chunks(payloads))
 
 
 def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes]:

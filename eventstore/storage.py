@@ -30,18 +30,26 @@ _MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 # Connection settings, one function each (https://www.sqlite.org/pragma.html).
 
 
-PAGE_SIZE = 16_384
+PAGE_SIZE = 4_096
 
 
-def use_large_pages(conn: apsw.Connection) -> None:
-    """16 KiB pages for new databases: payloads of a few KB fit a page instead of spilling into
-    half-empty overflow pages (about 9% smaller on transcripts, and faster to fill)."""
+def use_small_pages(conn: apsw.Connection) -> None:
+    """4 KiB pages for new databases: payload blocks (a few KB to tens of KB each) fill whole
+    overflow pages and leave at most a small page part-empty; with 16 KiB pages a fifth of the
+    blocks table was empty space (measured on a generated tree: the log 14% smaller)."""
     conn.execute(f"PRAGMA page_size = {PAGE_SIZE:d}")
 
 
 def use_wal(conn: apsw.Connection) -> None:
     """WAL: readers never block the writer and the writer never blocks readers."""
     conn.execute("PRAGMA journal_mode = WAL").fetchall()
+
+
+def use_large_wal(conn: apsw.Connection) -> None:
+    """Checkpoint the WAL into the database every 16 MiB written rather than every 4 MiB (1,000
+    pages): a bulk append then pays for a checkpoint and its fsyncs a quarter as often."""
+    page_size = conn.execute("PRAGMA page_size").fetchall()[0][0]
+    conn.execute(f"PRAGMA wal_autocheckpoint = {16 * 1024 * 1024 // page_size:d}")
 
 
 def use_synchronous_normal(conn: apsw.Connection) -> None:
@@ -72,8 +80,9 @@ def use_large_cache(conn: apsw.Connection) -> None:
 
 SETTINGS: tuple[Callable[[apsw.Connection], None], ...] = (
     use_busy_timeout,
-    use_large_pages,
+    use_small_pages,
     use_wal,
+    use_large_wal,
     use_synchronous_normal,
     use_foreign_keys,
     use_memory_temp_store,

@@ -148,6 +148,11 @@ class Transaction:
         if not events:
             return []
         n = len(events)
+        codec = self.store.codec
+        datas = [event.data for event in events]
+        sizes = list(map(len, datas))
+        groups = payloads.runs(sizes) if codec.compress else [range(i, i + 1) for i in range(n)]
+        encoded = payloads.encoded_runs(codec, datas, groups)  # compressing starts now
         by_stream: defaultdict[str, list[int]] = defaultdict(list)
         for i, name in enumerate([event.stream for event in events]):
             by_stream[name].append(i)
@@ -173,11 +178,8 @@ class Transaction:
                 positions = [first + i for i in members]
             index_entries.append(stream_index.entry(stream[0], added.start, positions))
             stream[1] = added.stop - 1
-        client_no, now, conn, codec = self.store._client_no, self.now, self._conn, self.store.codec
-        datas = [event.data for event in events]
-        sizes = list(map(len, datas))
-        groups = payloads.runs(sizes) if codec.compress else [range(i, i + 1) for i in range(n)]
-        for _, chunk_groups, frames in payloads.encoded_runs(codec, datas, groups):
+        client_no, now, conn = self.store._client_no, self.now, self._conn
+        for chunk_groups, frames in encoded:
             blocks = [(first + group.start, dict_id, payloads.pack_sizes(sizes[group.start:group.stop]), frame)
                       for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
             block_id = 0
