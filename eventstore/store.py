@@ -13,10 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import apsw
 
 from eventstore import payloads, stream_index
 from eventstore.codec import Codec
@@ -50,7 +47,6 @@ class Store:
         payloads.register_sql_function(self.db.conn, self.codec)
         self._stream_names: dict[int, str] = {}
         self._client_ids: dict[int, str] = {}
-        self._ahead: _Ahead | None = None
         self.after_append: list[AfterAppend] = []
         self._saw_duplicates = False
         """Whether the last append here found ids already stored: the next one then looks them up first."""
@@ -62,10 +58,7 @@ class Store:
             record_migrations(self)
 
     def close(self) -> None:
-        """Close the database connection (and the read-ahead one, if any)."""
-        if self._ahead is not None:
-            self._ahead.close()
-            self._ahead = None
+        """Close the database connection."""
         self.db.close()
 
     def __enter__(self) -> Store:
@@ -136,30 +129,6 @@ class Store:
         With `payload_types`, only events of those types carry their data; the others come with
         `data=b""`, which spares decompressing payloads a reader does not look at.
         """
-        return self._read_all(self.db, self.codec, after, limit, types, payload_types)
-
-    def read_ahead(
-        self,
-        after: int,
-        limit: int | None = None,
-        *,
-        types: Collection[str] | None = None,
-        payload_types: Collection[str] | None = None,
-    ) -> Callable[[], list[RecordedEvent]]:
-        """Start reading what `read_all` would return, in a worker thread; call the result for the events.
-
-        The worker has a connection of its own, so SQLite and zstd (which release the GIL) read
-        and decompress on another core while the caller carries on, applying the previous batch
-        say. It reads a snapshot of the log taken when it starts: a caller that cares whether
-        the log changed meanwhile (another process redacting, say) checks `PRAGMA data_version`.
-        """
-        if self._ahead is None:
-            self._ahead = _Ahead(self.path)
-        ahead = self._ahead
-        return ahead.pool.submit(self._read_all, ahead.db, ahead.codec, after, limit, types, payload_types).result
-
-    def _read_all(self, db: Database, codec: Codec, after: int, limit: int | None,
-                  types: Collection[str] | None, payload_types: Collection[str] | None) -> list[RecordedEvent]:
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
         params: list[object] = [after]
         if types is not None:
@@ -167,8 +136,8 @@ class Store:
             params.extend(types)
         sql += " ORDER BY position LIMIT ?"
         params.append(-1 if limit is None else limit)
-        with db.read() as conn:
-            return self._recorded_rows(conn.execute(sql, params).fetchall(), payload_types, conn, codec)
+        with self.db.read() as conn:
+            return self._recorded_rows(conn.execute(sql, params).fetchall(), payload_types)
 
     def iter_all(
         self,
@@ -234,17 +203,14 @@ class Store:
 
     # Internals
 
-    def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None,
-                       conn: apsw.Connection | None = None, codec: Codec | None = None) -> list[RecordedEvent]:
-        """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`),
-        reading blocks, streams and clients on `conn` with `codec` (the store's own by default)."""
-        conn = conn or self.db.conn
+    def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None) -> list[RecordedEvent]:
+        """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`)."""
         located = [
             (row[0], row[15], row[16], row[17]) if payload_types is None or row[4] in payload_types
             else (row[0], None, b"", None)
             for row in rows
         ]
-        payloads_ = payloads.read(conn, codec or self.codec, located)
+        payloads_ = payloads.read(self.db.conn, self.codec, located)
         names, clients = self._stream_names, self._client_ids
         events = []
         for row, data in zip(rows, payloads_):
@@ -253,25 +219,25 @@ class Store:
             if type_ in upcasters.types and data:
                 schema_version, data = upcasters.upcast(type_, schema_version, data)
             events.append(RecordedEvent(
-                position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no, conn), version, type_,
-                schema_version, entity, entity_id, op, clients.get(client_no) or self._client_id(client_no, conn),
+                position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no), version, type_,
+                schema_version, entity, entity_id, op, clients.get(client_no) or self._client_id(client_no),
                 actor, occurred_at, recorded_at, causation_id, correlation_id, data,
             ))
         return events
 
-    def _stream_name(self, stream_no: int, conn: apsw.Connection | None = None) -> str:
+    def _stream_name(self, stream_no: int) -> str:
         name = self._stream_names.get(stream_no)
         if name is None:
-            name = (conn or self.db.conn).execute(
+            name = self.db.conn.execute(
                 "SELECT name FROM streams WHERE stream_no = ?", (stream_no,)
             ).fetchall()[0][0]
             self._stream_names[stream_no] = name
         return name
 
-    def _client_id(self, client_no: int, conn: apsw.Connection | None = None) -> str:
+    def _client_id(self, client_no: int) -> str:
         client_id = self._client_ids.get(client_no)
         if client_id is None:
-            client_id = (conn or self.db.conn).execute(
+            client_id = self.db.conn.execute(
                 "SELECT client_id FROM clients WHERE client_no = ?", (client_no,)
             ).fetchall()[0][0]
             self._client_ids[client_no] = client_id
@@ -293,16 +259,3 @@ class Store:
                 client_id = uuid.uuid4().hex
                 conn.execute("INSERT INTO meta (key, value) VALUES ('client_id', ?)", (client_id,))
             return client_id, client_number(conn, client_id)
-
-
-class _Ahead:
-    """The read-ahead worker: one thread and a connection (with its own codec) that only it uses."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path, migrate=False)
-        self.codec = Codec(self.db.conn)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-read-ahead")
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        self.db.close()

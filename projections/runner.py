@@ -393,15 +393,13 @@ class Runner:
             prefix = f"r{generation}_"
             after = 0
             total = 0
-            ahead: tuple[int, Callable[[], list[RecordedEvent]]] | None = None
             while True:
                 with self.store.transaction() as tx:
                     head = tx.head()
-                    events = self._read(chosen, after, ahead, tx)
+                    events = self._read(chosen, after)
                     total += len(events)
                     done = len(events) < self.batch_size
                     upto = head if done else events[-1].position
-                    ahead = None if done else (_data_version(tx), self._read_ahead(chosen, upto))
                     for projection in chosen:
                         self._apply(tx, projection, _handled(projection, events), prefix, generation)
                     if done:
@@ -491,27 +489,17 @@ class Runner:
 
     # Applying
 
-    def _read(self, projections: Sequence[Projection], after: int,
-              ahead: tuple[int, Callable[[], list[RecordedEvent]]] | None = None,
-              tx: Transaction | None = None) -> list[RecordedEvent]:
-        """The next batch of events any of these projections handles, payloads only where needed.
-
-        `ahead` is this batch read ahead during the previous transaction, with the database's
-        data version then: it is used if no other connection has committed since (a redaction
-        may have rewritten a payload), else the batch is read again in `tx`.
-        """
-        if ahead is not None:
-            version, events = ahead
-            events = events()
-            if _data_version(tx) == version:
-                return events
-        types, payloads = _wanted(projections)
+    def _read(self, projections: Sequence[Projection], after: int) -> list[RecordedEvent]:
+        """The next batch of events any of these projections handles, payloads only where needed."""
+        types: set[str] | None = set()
+        payloads: set[str] | None = set()
+        for projection in projections:
+            if types is not None:
+                types = None if projection.handles is None else types | projection.handles
+            wanted = payload_types(projection)
+            if payloads is not None:
+                payloads = None if wanted is None else payloads | wanted
         return self.store.read_all(after, self.batch_size, types=types, payload_types=payloads)
-
-    def _read_ahead(self, projections: Sequence[Projection], after: int) -> Callable[[], list[RecordedEvent]]:
-        """Start reading the batch after `after` in the store's read-ahead thread (see `Store.read_ahead`)."""
-        types, payloads = _wanted(projections)
-        return self.store.read_ahead(after, self.batch_size, types=types, payload_types=payloads)
 
     def _apply(self, tx: Transaction, projection: Projection, events: Sequence[RecordedEvent],
                prefix: str, generation: int) -> int:
@@ -623,24 +611,6 @@ class Runner:
         if present != set(_OWN_TABLES):
             with self.store.transaction() as tx:
                 tx.execute(DDL)
-
-
-def _wanted(projections: Sequence[Projection]) -> tuple[set[str] | None, set[str] | None]:
-    """The event types these projections handle, and those whose payloads they read (None: all)."""
-    types: set[str] | None = set()
-    payloads: set[str] | None = set()
-    for projection in projections:
-        if types is not None:
-            types = None if projection.handles is None else types | projection.handles
-        wanted = payload_types(projection)
-        if payloads is not None:
-            payloads = None if wanted is None else payloads | wanted
-    return types, payloads
-
-
-def _data_version(tx: Transaction) -> int:
-    """Changes whenever another connection commits (this connection's own commits leave it alone)."""
-    return tx.execute("PRAGMA data_version")[0][0]
 
 
 def _handled(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:

@@ -229,30 +229,3 @@ def test_replay_json_shape(tmp_path):
     assert report["projections"] == ["sessions", "tasks"] and report["events"] == 1
     unknown = CliRunner().invoke(main, ["--db", str(db), "replay", "--projection", "nope"])
     assert unknown.exit_code == 1 and "no projection named nope" in unknown.output
-
-
-def test_read_ahead_gives_what_read_all_gives(store):
-    store.append([new_event(type_=t, data=b'{"n": %d}' % i) for i, t in enumerate("abcabcabc" * 5)])
-    wanted = {"a", "b"}
-    ahead = store.read_ahead(3, 7, types=wanted, payload_types={"a"})
-    assert ahead() == store.read_all(3, 7, types=wanted, payload_types={"a"})
-    assert store.read_ahead(0)() == store.read_all()
-
-
-def test_a_rebuild_reading_ahead_rereads_a_batch_another_connection_committed_under(store, tmp_path):
-    append_types(store, *"aaaaaaaa")
-    runner = Runner(store, [Counter()], batch_size=4)
-    runner.catch_up()
-    calls = []
-
-    def during(position: int, head: int) -> None:
-        # After the second batch, the batch read ahead holds the first 'b' only; the second 'b'
-        # changes the data version, so that short batch is read again instead of ending the rebuild.
-        calls.append(position)
-        if len(calls) <= 2:
-            with Store(tmp_path / "events.db") as writer:
-                append_types(writer, "b")
-
-    runner.rebuild(progress=during)
-    assert counts(store.db.conn) == {"a": 8, "b": 2}
-    assert checkpoint(store)[1] == store.head() == 10
