@@ -6,11 +6,6 @@ phrase, so quotes, operators, punctuation and unicode are searched for, never in
 
 Tokens come from FTS5's own tokenizers (through apsw, on a private in-memory connection), so
 the query, the index and the highlighted snippet agree on what a word is.
-
-The word index keeps no positions (detail=none), so `word_query` splits a query into what the
-index can answer (its words, ANDed) and, when the query needs positions (a phrase of several
-words, NEAR, `^`, a column filter), the exact query that `matching` then checks candidates
-against: FTS5 itself, with positions, on a private in-memory table holding only their text.
 """
 
 from __future__ import annotations
@@ -21,11 +16,10 @@ import threading
 from collections.abc import Sequence
 
 import apsw
-import msgspec
 
 __all__ = [
-    "TEXT_TOKENIZE", "CODE_TOKENIZE", "WordQuery", "code_match", "highlight", "match_expression", "matching",
-    "query_tokens", "snippet", "tokens", "word_query",
+    "TEXT_TOKENIZE", "CODE_TOKENIZE", "code_match", "highlight", "match_expression", "query_tokens",
+    "snippet", "tokens",
 ]
 
 TEXT_TOKENIZE = ("unicode61", "remove_diacritics", "2")
@@ -90,77 +84,6 @@ def match_expression(query: str, *, syntax: bool = False) -> str | None:
     return " ".join(parts) or None
 
 
-class WordQuery(msgspec.Struct, frozen=True):
-    """How the word index (no positions) answers a query."""
-
-    match: str
-    """The MATCH the index is asked: every document the query matches, and maybe more."""
-    exact: str | None = None
-    """The query itself, to check each candidate's text against (None: every candidate matches)."""
-
-
-def word_query(query: str, *, syntax: bool = False) -> WordQuery | None:
-    """The plan for a typed query (None when it holds nothing searchable).
-
-    A typed query becomes its words ANDed, checked as phrases when a phrase has several words.
-    FTS5 syntax is passed through when the index can answer it; otherwise its words are ORed
-    (a superset of what it matches) and the query itself is checked. Raises apsw's SQLError
-    when `syntax` is set and the query is not valid FTS5.
-    """
-    if syntax:
-        if not query.strip():
-            return None
-        try:
-            _probe("none", query)
-            return WordQuery(query)
-        except apsw.SQLError as exc:
-            if "not supported" not in str(exc):
-                raise
-        _probe("full", query)  # a syntax error is the query's, not the index's
-        found = dict.fromkeys(_syntax_words(query))
-        return WordQuery(" OR ".join(_quote(t) + "*" for t in found), query) if found else None
-    phrases = query_tokens(query)
-    if not phrases:
-        return None
-    words = []
-    for found, prefix in phrases:
-        words += [_quote(t) for t in found[:-1]] + [_quote(found[-1]) + ("*" if prefix else "")]
-    exact = match_expression(query) if any(len(found) > 1 for found, _ in phrases) else None
-    return WordQuery(" ".join(words), exact)
-
-
-_checker_lock = threading.Lock()
-
-
-@functools.cache
-def _checker(detail: str) -> apsw.Connection:
-    """A private in-memory connection with an empty FTS5 table `doc` (one column, `body`) like the word index."""
-    connection = apsw.Connection(":memory:")
-    tokenize = "'" + " ".join(TEXT_TOKENIZE) + "'"
-    connection.execute(f"CREATE VIRTUAL TABLE doc USING fts5(body, detail={detail}, tokenize={tokenize})")
-    return connection
-
-
-def _probe(detail: str, expression: str) -> None:
-    """Run a MATCH on an empty table: raises apsw's SQLError if FTS5 will not take it."""
-    with _checker_lock:
-        _checker(detail).execute("SELECT rowid FROM doc WHERE doc MATCH ?", (expression,)).fetchall()
-
-
-def matching(texts: dict[int, str], expression: str) -> set[int]:
-    """The ids of the texts an FTS5 expression matches, judged by FTS5 with positions."""
-    if not texts:
-        return set()
-    with _checker_lock:
-        conn = _checker("full")
-        with conn:
-            conn.executemany("INSERT INTO doc (rowid, body) VALUES (?, ?)", texts.items())
-            try:
-                return {r[0] for r in conn.execute("SELECT rowid FROM doc WHERE doc MATCH ?", (expression,))}
-            finally:
-                conn.execute("DELETE FROM doc")
-
-
 def code_match(query: str, *, most: int = 16) -> str | None:
     """A MATCH for the substring index: every trigram of the query ANDed (None if under 3 chars).
 
@@ -176,16 +99,11 @@ def code_match(query: str, *, most: int = 16) -> str | None:
     return " AND ".join(_quote(g) for g in grams)
 
 
-def _syntax_words(query: str) -> list[str]:
-    """The tokens of an FTS5 syntax query, operators and punctuation left out."""
-    words = re.sub(r"\b(AND|OR|NOT|NEAR)\b|[(){}:^*+\-,]", " ", query)
-    return [t[2] for t in tokens(words, query=True)]
-
-
 def _terms(query: str, syntax: bool) -> tuple[set[str], tuple[str, ...]]:
     """Words to highlight for a query: exact tokens and prefixes."""
     if syntax:
-        found = set(_syntax_words(query))
+        words = re.sub(r"\b(AND|OR|NOT|NEAR)\b|[(){}:^*+\-]", " ", query)
+        found = {t[2] for t in tokens(words, query=True)}
         return found, tuple(found)
     exact: set[str] = set()
     prefixes: list[str] = []

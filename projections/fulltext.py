@@ -1,16 +1,15 @@
 """Full-text search over transcripts and memories: FTS5 word and substring indexes.
 
 Two contentless FTS5 tables (`content=''`) keep only the index, never the text, which stays in
-the compressed log. Both keep no positions (detail=none), which makes them about a quarter of
-the size: they find candidate documents, and whatever needs positions (phrases, NEAR, `^`) is
-confirmed against the text read back from the log (see `fts_query.WordQuery`).
+the compressed log:
 
-- `fts_text` (tokenize unicode61, contentless_delete=1 so memories can change): word search,
-  ranked by `fts_rank`, a bm25 in which each matching document counts its words once (FTS5
-  keeps no term frequencies without positions): among documents holding every word, shorter
-  ones rank first.
-- `fts_code` (tokenize trigram, columnsize=0: never ranked, never deleted from): substring
-  candidates in code and paths.
+- `fts_text` (tokenize unicode61, contentless_delete=1 so memories can change): bm25-ranked
+  word, phrase and NEAR search. It keeps positions (detail=full): without them it is a quarter
+  of the size, but phrases must then be checked against the text read back from the log, and
+  on the 500 MB benchmark tree a phrase of common words has thousands of candidates that hold
+  its words apart (measured: 7 of 60 quoted phrases found nothing, p50 90 ms instead of 10).
+- `fts_code` (tokenize trigram, detail=none, columnsize=0: never ranked, never deleted from):
+  substring candidates in code and paths, confirmed against the text read back from the log.
 
 A snippet is built by reading the event back from the Store. `fts_docs` holds what filters
 need (role, session, project, time) per indexed document, as small integers; its rowid is the
@@ -19,20 +18,18 @@ event's log position, and a memory's is the position of its `memory.added` event
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 
 import msgspec
 
 from projections.base import Writer
-from projections.fts_query import CODE_TOKENIZE, TEXT_TOKENIZE, code_match
+from projections.fts_query import CODE_TOKENIZE, TEXT_TOKENIZE, code_match, match_expression
 from projections.search_text import MESSAGE_TYPES, ROLES, NameTables, TextOptions, extract
 from schemas import memories as mem
 from schemas.envelope import RecordedEvent
 
 __all__ = [
-    "FtsOptions", "FulltextProjection", "KIND_MEMORY", "KIND_MESSAGE", "ensure_rank_function", "integrity_check",
-    "memory_body", "optimize", "projection",
+    "FtsOptions", "FulltextProjection", "KIND_MEMORY", "KIND_MESSAGE", "integrity_check", "optimize", "projection",
 ]
 
 KIND_MESSAGE, KIND_MEMORY = 0, 1
@@ -48,8 +45,8 @@ class FtsOptions(msgspec.Struct, frozen=True, kw_only=True):
     code_tokenize: tuple[str, ...] = CODE_TOKENIZE
     content: str = ""
     """'' makes the tables contentless: the text lives only in the log."""
-    text_detail: str = "none"
-    """The word index keeps no positions; phrases are confirmed against the text."""
+    text_detail: str = "full"
+    """The word index keeps positions: phrases and NEAR are answered by the index."""
     code_detail: str = "none"
     """The substring index keeps no positions; candidates are confirmed against the text."""
     text: TextOptions = TextOptions()
@@ -199,32 +196,7 @@ def optimize(tx: Writer, prefix: str = "") -> None:
 # ---------------------------------------------------------------- queries
 
 RANK_WINDOW = 4_000
-"""At most this many of the newest matches are ranked: a very common word stays fast."""
-
-RANK_FUNCTION = "fts_rank"
-BM25_K1, BM25_B = 1.2, 0.75
-_ranked_connections: weakref.WeakSet = weakref.WeakSet()
-
-
-def _rank(api, *_args) -> float:
-    """bm25 of a document in which every matching word occurs once: (k1 + 1) / (1 + k1 * (1 - b + b * dl / avgdl)).
-
-    The index keeps no term frequencies, and every document a plain query finds holds all its
-    words, so the words' idf is the same for all of them and left out: what remains ranks
-    shorter documents higher.
-    """
-    rows = api.row_count
-    average = api.column_total_size(0) / rows if rows else 0.0
-    if not average:
-        return 1.0
-    return (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * api.column_size(0) / average))
-
-
-def ensure_rank_function(conn) -> None:
-    """Register `fts_rank` (the word index's ranking function) on an apsw connection, once."""
-    if conn not in _ranked_connections:
-        conn.register_fts5_function(RANK_FUNCTION, _rank)
-        _ranked_connections.add(conn)
+"""bm25 ranks at most this many of the newest matches: a very common word stays fast."""
 
 
 class Filters(msgspec.Struct, frozen=True, kw_only=True):
@@ -293,28 +265,29 @@ def _hit(row, score: float, substring: bool = False) -> FtsHit:
                   session_id=row[2], timestamp=row[3], position=row[4], score=score, substring=substring)
 
 
-def search_words(rows, match: str, filters: Filters = Filters(), limit: int = 20, *, prefix: str = "") -> list[FtsHit]:
-    """Documents matching an FTS5 expression, best first by `fts_rank` (score: higher is better).
+def search_words(rows, query: str, filters: Filters = Filters(), limit: int = 20, *, syntax: bool = False,
+                 prefix: str = "") -> list[FtsHit]:
+    """Word and phrase matches ranked by bm25 (score: higher is better).
 
-    `rows(sql, params)` runs a read query on a connection `ensure_rank_function` was given (see
-    projections.search). `match` is what the index can answer (fts_query.WordQuery.match).
-    Raises apsw's SQLError for invalid FTS5 syntax; the caller translates it.
+    `rows(sql, params)` runs a read query (see projections.search). Raises apsw's SQLError for
+    invalid FTS5 syntax when `syntax` is set; the caller translates it.
     """
+    match = match_expression(query, syntax=syntax)
     where = _filter_sql(prefix, filters, rows)
-    if where is None or limit <= 0:
+    if match is None or where is None or limit <= 0:
         return []
     p = prefix
     # The newest RANK_WINDOW matches that pass the filters are ranked: FTS5 walks its doclists
-    # newest first and the rank is computed only for rows that pass.
+    # newest first and bm25 is computed only for rows that pass.
     sql = (
         f"SELECT {_HIT_COLUMNS}, m.score FROM "
-        f"(SELECT t.rowid AS doc_id, {RANK_FUNCTION}({p}fts_text) AS score FROM {p}fts_text t"
+        f"(SELECT t.rowid AS doc_id, bm25({p}fts_text) AS score FROM {p}fts_text t"
         f" JOIN {p}fts_docs d ON d.doc_id = t.rowid WHERE {p}fts_text MATCH ?{where[0]}"
         f" ORDER BY t.rowid DESC LIMIT {RANK_WINDOW:d}) AS m"
         f" JOIN {p}fts_docs d ON d.doc_id = m.doc_id LEFT JOIN {p}fts_sessions s ON s.session_no = d.session_no"
-        f" ORDER BY m.score DESC, m.doc_id DESC LIMIT ?"
+        f" ORDER BY m.score LIMIT ?"
     )
-    return [_hit(r, r[5]) for r in rows(sql, [match, *where[1], limit])]
+    return [_hit(r, -r[5]) for r in rows(sql, [match, *where[1], limit])]
 
 
 def search_code(rows, query: str, filters: Filters = Filters(), limit: int = 200, *,
@@ -337,12 +310,6 @@ def memory_text(rows, doc_id: int, prefix: str = "") -> str | None:
     """The current text of a memory document."""
     found = rows(f"SELECT text FROM {prefix}fts_memories WHERE doc_id = ?", (doc_id,))
     return found[0][0] if found else None
-
-
-def memory_body(rows, doc_id: int, prefix: str = "") -> str | None:
-    """The text a memory document is indexed with: its text and its tags."""
-    found = rows(f"SELECT text, tags FROM {prefix}fts_memories WHERE doc_id = ?", (doc_id,))
-    return _memory_body(found[0][0], msgspec.json.decode(found[0][1])) if found else None
 
 
 def memory_id_of(rows, doc_id: int, prefix: str = "") -> str | None:

@@ -2,10 +2,8 @@
 
 The library call behind `eventstore search`. It queries the `fulltext` and `vectors` read
 models, then reads each hit's event back from the log to build its snippet, so the indexes
-never hold the text. The word index keeps no positions: a query that needs them (a phrase)
-is checked against the candidates' text, read back from the log in rank order until enough
-match. Scores: fts = fulltext's `fts_rank` (a bm25 without term frequencies; higher is
-better), vector = cosine similarity, hybrid = the fused reciprocal-rank score.
+never hold the text. Scores: fts = -bm25 (higher is better), vector = cosine similarity,
+hybrid = the fused reciprocal-rank score.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from eventstore.errors import EventStoreError
 from eventstore.feed import iso
 from projections import fulltext, vectors
 from projections.embedders import Embedder, default_embedder
-from projections.fts_query import matching, snippet, word_query
+from projections.fts_query import snippet
 from projections.fulltext import Filters, FtsHit
 from projections.search_text import TextOptions, extract
 from schemas import memories as mem
@@ -35,8 +33,6 @@ EMBED_BEFORE_QUERY = 2_000
 """Vector and hybrid searches first embed up to this many queued items."""
 SUBSTRING_CANDIDATES = 100
 """At most this many substring candidates are read back from the log and checked."""
-PHRASE_CANDIDATES = 400
-"""At most this many candidates of a phrase query (or `limit` * 4 if more) are read back and checked."""
 
 
 _CODE_LIKE = re.compile(r"[/\\._:<>=(){}\[\]$#@~-]")
@@ -97,39 +93,29 @@ def search(store, query: str, *, mode: Mode = "fts", filters: Filters = Filters(
             except vectors.EmbedderMismatch:
                 pass  # a rebuild for the new embedder is under way elsewhere: no vector results meanwhile
     rows = reader(store)
-    fulltext.ensure_rank_function(store.db.conn)
-    texts: dict[int, str] = {}  # message texts read back while checking phrases, reused for snippets
     with store.db.read():  # one snapshot for every query below
         if mode == "fts":
-            found = _fts(store, rows, query, filters, limit, syntax, options, texts)
+            found = _fts(store, rows, query, filters, limit, syntax, options)
             hits = [(h, h.score) for h in found]
         elif mode == "vector":
             hits = [(h, h.score) for h in _vector(rows, query, filters, limit, embedder)]
         else:
             depth = max(limit * 3, 50)
-            words = _fts(store, rows, query, filters, depth, syntax, options, texts)
+            words = _fts(store, rows, query, filters, depth, syntax, options)
             near = _vector(rows, query, filters, depth, embedder)
             by_id = {h.doc_id: h for h in near}
             by_id.update({h.doc_id: h for h in words})
             fused = rrf([h.doc_id for h in words], [h.doc_id for h in near])
             order = sorted(fused, key=lambda d: (-fused[d], -by_id[d].position))[:limit]
             hits = [(by_id[d], fused[d]) for d in order]
-        return [_hit(store, rows, h, score, query, syntax, options, texts) for h, score in hits]
+        return [_hit(store, rows, h, score, query, syntax, options) for h, score in hits]
 
 
-def _fts(store, rows, query: str, filters: Filters, limit: int, syntax: bool, options: TextOptions,
-         texts: dict[int, str]) -> list[FtsHit]:
+def _fts(store, rows, query: str, filters: Filters, limit: int, syntax: bool, options: TextOptions) -> list[FtsHit]:
     import apsw
 
     try:
-        plan = word_query(query, syntax=syntax)
-        if plan is None:
-            hits = []
-        elif plan.exact is None:
-            hits = fulltext.search_words(rows, plan.match, filters, limit)
-        else:
-            candidates = fulltext.search_words(rows, plan.match, filters, max(PHRASE_CANDIDATES, limit * 4))
-            hits = _confirmed(store, rows, candidates, plan.exact, limit, options, texts)
+        hits = fulltext.search_words(rows, query, filters, limit, syntax=syntax)
     except apsw.SQLError as exc:
         if syntax:  # the SQL around the MATCH is fixed: an error here is the query's
             raise QuerySyntaxError(f"not a valid FTS5 query ({exc}); leave out --syntax to search for the text as typed") from None
@@ -151,35 +137,6 @@ def _fts(store, rows, query: str, filters: Filters, limit: int, syntax: bool, op
     return hits
 
 
-def _confirmed(store, rows, candidates: list[FtsHit], exact: str, limit: int, options: TextOptions,
-               texts: dict[int, str]) -> list[FtsHit]:
-    """The first `limit` candidates, in rank order, whose text `exact` matches (FTS5 with positions).
-
-    Candidates are read back in growing chunks, so a query whose candidates mostly match reads
-    little more than the hits it shows.
-    """
-    hits: list[FtsHit] = []
-    start, chunk = 0, limit
-    while start < len(candidates) and len(hits) < limit:
-        batch = candidates[start:start + chunk]
-        found = {h.doc_id: _indexed_text(store, rows, h, options, texts) for h in batch}
-        good = matching({d: t for d, t in found.items() if t}, exact)
-        hits += [h for h in batch if h.doc_id in good][:limit - len(hits)]
-        start, chunk = start + len(batch), chunk * 2
-    return hits
-
-
-def _indexed_text(store, rows, hit: FtsHit, options: TextOptions, texts: dict[int, str]) -> str:
-    """The text a document was indexed with, read back from the log (memories from their table)."""
-    if hit.kind == fulltext.KIND_MEMORY:
-        return fulltext.memory_body(rows, hit.doc_id) or ""
-    if hit.doc_id not in texts:
-        event = store.get(hit.position)
-        found = extract(event, options) if event is not None else None
-        texts[hit.doc_id] = found.text if found is not None else ""
-    return texts[hit.doc_id]
-
-
 def _vector(rows, query: str, filters: Filters, limit: int, embedder: Embedder) -> list[vectors.VectorHit]:
     return vectors.search_vectors(
         rows, query, embedder, project=filters.project, session=filters.session, roles=filters.roles,
@@ -187,12 +144,11 @@ def _vector(rows, query: str, filters: Filters, limit: int, embedder: Embedder) 
     )
 
 
-def _hit(store, rows, hit, score: float, query: str, syntax: bool, options: TextOptions,
-         texts: dict[int, str]) -> Hit:
+def _hit(store, rows, hit, score: float, query: str, syntax: bool, options: TextOptions) -> Hit:
     memory = hit.kind == fulltext.KIND_MEMORY
     substring = getattr(hit, "substring", False)
-    body = texts.get(hit.doc_id, "") if not memory and not substring else ""
-    event = None if body else store.get(hit.position)
+    body = ""
+    event = store.get(hit.position)
     if event is not None and memory and event.type in mem.TYPES:
         payload = mem.decode_payload(event.type, event.data)
         text_value = getattr(payload, "text", msgspec.UNSET)

@@ -4,8 +4,10 @@ Also `NameTables`, the session and project number tables both search projections
 
 Shared by the full-text and vector projections (which index it) and by search (which reads an
 event back from the log to build a snippet), so all three see the same text for an event.
-Images and base64 payloads are never searchable; tool results and tool inputs are truncated
-to a configurable size so one huge file read cannot dominate the index.
+Images and base64 payloads are never searchable, nor the line numbers the Read tool puts before
+each line of a file (`   42→`: a tenth of the word index on the benchmark tree, and nobody
+searches for them); tool results and tool inputs are truncated to a configurable size so one
+huge file read cannot dominate the index.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from schemas.transcript import (
 )
 from schemas.transcript_events import session_of_stream
 
-__all__ = ["MESSAGE_TYPES", "NameTables", "ROLES", "SearchText", "TextOptions", "clip", "extract", "strip_base64"]
+__all__ = [
+    "MESSAGE_TYPES", "NameTables", "ROLES", "SearchText", "TextOptions", "clip", "extract", "strip_base64",
+    "strip_line_numbers",
+]
 
 MESSAGE_TYPES: frozenset[str] = frozenset(("claude.user", "claude.assistant", "claude.summary", "claude.system"))
 """Event types that may hold searchable text (others never do)."""
@@ -52,8 +57,8 @@ class TextOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Of a tool input, this many bytes go to the substring (trigram) index."""
 
     def identity(self) -> str:
-        """A short string naming these options, for a projection version."""
-        return f"r{self.tool_result_bytes}i{self.tool_input_bytes}m{self.message_bytes}c{self.code_bytes}"
+        """A short string naming these options, for a projection version (`n`: line numbers left out)."""
+        return f"r{self.tool_result_bytes}i{self.tool_input_bytes}m{self.message_bytes}c{self.code_bytes}n"
 
 
 class SearchText(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +85,15 @@ def strip_base64(text: str) -> str:
     if len(text) < 200:
         return text
     return _BASE64.sub(" ", text)
+
+
+# The line numbers Read puts before each line of a file: "     1→", "   123→".
+_LINE_NUMBER = re.compile(r"^ *\d+→", re.MULTILINE)
+
+
+def strip_line_numbers(text: str) -> str:
+    """The text without the line numbers the Read tool puts before each line."""
+    return _LINE_NUMBER.sub("", text) if "→" in text else text
 
 
 def clip(text: str, limit: int) -> str:
@@ -115,10 +129,9 @@ def _strings(value: Any, out: list[str], budget: list[int]) -> None:
 
 def _tool_result_text(block: ToolResultBlock, options: TextOptions) -> str:
     content = block.content
-    if isinstance(content, str):
-        return _clean(content, options.tool_result_bytes)
-    parts = [b.text for b in content or () if isinstance(b, TextBlock) and b.text]
-    return _clean("\n".join(parts), options.tool_result_bytes)
+    if not isinstance(content, str):
+        content = "\n".join(b.text for b in content or () if isinstance(b, TextBlock) and b.text)
+    return _clean(strip_line_numbers(content), options.tool_result_bytes)
 
 
 def _tool_use_text(block: ToolUseBlock, options: TextOptions) -> tuple[str, str]:

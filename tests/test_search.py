@@ -219,7 +219,7 @@ def test_tool_results_are_truncated_and_images_never_indexed(small_store):
 
 
 def test_phrases_and_near_are_checked_against_the_text(small_store):
-    """The word index keeps no positions: phrases, NEAR and ^ are confirmed on the text read back."""
+    """Phrases, NEAR and ^ need the word index's positions."""
     def found(query, **kw):
         return sorted((h.session_id, h.role) for h in find(small_store, query, **kw))
 
@@ -244,9 +244,10 @@ def test_phrases_and_near_are_checked_against_the_text(small_store):
     memories.forget(small_store, memory.memory_id)
 
 
-def test_shorter_documents_rank_first(small_store):
+def test_bm25_ranks_a_long_document_with_one_mention_last(small_store):
     hits = find(small_store, "zebra", limit=10)
-    assert len(hits) == 6 and hits[0].score > hits[-1].score > 0
+    assert len(hits) == 6 and hits[0].score > hits[-1].score
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert hits[-1].role == "tool" and "test_stripes" in hits[-1].snippet  # the 4 KB tool result
 
 
@@ -332,3 +333,9 @@ def test_replay_swaps_in_equal_indexes(small_store):
     assert len(small_store.db.conn.execute(
         "SELECT name FROM sqlite_schema WHERE name GLOB 'vec_index_*' AND sql LIKE 'CREATE VIRTUAL%'").fetchall()) == 1
     runner.close()
+
+
+def test_read_line_numbers_are_not_indexed():
+    numbered = "     1→import os\n    12→x = 1 → 2\n  1234→done"
+    assert search_text.strip_line_numbers(numbered) == "import os\nx = 1 → 2\ndone"
+    assert search_text.strip_line_numbers("no arrows 12") == "no arrows 12"
