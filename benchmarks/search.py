@@ -31,7 +31,7 @@ from projections.fts_query import tokens  # noqa: E402
 from projections.memories import MemoriesProjection  # noqa: E402
 from projections.runner import Runner  # noqa: E402
 from projections.search import reader, search  # noqa: E402
-from projections.vectors import VectorsProjection, embed_pending, ensure_sqlite_vec  # noqa: E402
+from projections.vectors import VectorsProjection, embed_pending, ensure_sqlite_vec, vector_count  # noqa: E402
 
 TARGET_P95_MS = {"fts": 20.0, "hybrid": 100.0}
 
@@ -133,7 +133,7 @@ def run(args) -> dict:
         started = time.perf_counter()
         embed_pending(store, embedder=embedder)
         seconds = time.perf_counter() - started
-        vectors = reader(store)("SELECT count(*) FROM vec_docs")[0][0]
+        vectors = vector_count(store)
         report["vector_build"] = {"enqueue_seconds": round(queued, 1), "embed_seconds": round(seconds, 1),
                                   "vectors": vectors, "vectors_per_second": round(vectors / seconds)}
         store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,7 +1,8 @@
 """Vector search over messages and memories: sqlite-vec `vec0`, filled asynchronously.
 
-Ingestion never waits for embeddings. The projection's `apply` only enqueues: the position of
-each transcript event that may hold a message (`vec_pending`) and each memory whose text
+Ingestion never waits for embeddings. The projection's `apply` only enqueues: the range of
+positions of each batch's transcript events that may hold a message, with how many such
+events it holds (`vec_pending`, one row per batch, not per event), and each memory whose text
 changed (`vec_memories.pending`). `embed_pending(store, limit)` (run after catch-up, and by
 search before it queries) reads those events back from the log, embeds their text in batches
 and writes the vectors. Prompts, assistant text, summaries and memories are embedded; tool
@@ -10,6 +11,8 @@ calls and tool results are left to the full-text index.
 Vectors are stored as int8 (each vector scaled so its largest component is ±127: cosine
 distance does not change with scale), a quarter of float32's size. The embedder's identity and
 dimension are part of the projection version, so changing the embedder rebuilds the index.
+What a hit needs besides its vector (role, session, time) is kept in the vec0 table's
+metadata columns, which filter the nearest-neighbour search too; there is no copy elsewhere.
 
 vec0 tables cannot be renamed in sqlite-vec 0.1.9 (their shadow tables keep the old name), so
 the vec0 table is not among the swapped `tables`: its name carries a generation
@@ -33,7 +36,7 @@ from schemas.envelope import RecordedEvent
 
 __all__ = [
     "EMBED_ROLES", "EmbedderMismatch", "VectorHit", "VectorsProjection", "embed_pending", "ensure_sqlite_vec", "pending_count",
-    "projection", "quantize", "search_vectors",
+    "projection", "quantize", "search_vectors", "vector_count",
 ]
 
 class EmbedderMismatch(EventStoreError):
@@ -98,14 +101,14 @@ def ddl(p: str) -> list[str]:
         f"CREATE TABLE {p}vec_projects (project_no INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE)",
         f"CREATE TABLE {p}vec_sessions (session_no INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE,"
         " project_no INTEGER)",
-        # Transcript events not yet embedded (or looked at).
-        f"CREATE TABLE {p}vec_pending (position INTEGER PRIMARY KEY)",
-        # What each vector is: rowid of the vec0 table = doc_id.
-        f"CREATE TABLE {p}vec_docs (doc_id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, role TEXT NOT NULL,"
-        " session_no INTEGER, ts INTEGER, position INTEGER NOT NULL)",
+        # Transcript events not yet embedded (or looked at): the `count` events of MESSAGE_TYPES
+        # with positions first..last (every such event there, as one batch gave them to apply).
+        f"CREATE TABLE {p}vec_pending (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, count INTEGER NOT NULL)",
+        # A memory's vector has rowid doc_id in the vec0 table; its snippet is read from text_position.
         f"CREATE TABLE {p}vec_memories (memory_id TEXT PRIMARY KEY, doc_id INTEGER NOT NULL,"
         " text_position INTEGER NOT NULL, project TEXT, pending INTEGER NOT NULL) WITHOUT ROWID",
         f"CREATE INDEX {p}vec_memories_pending ON {p}vec_memories (pending)",
+        f"CREATE INDEX {p}vec_memories_doc ON {p}vec_memories (doc_id)",
     ]
 
 
@@ -115,15 +118,14 @@ class VectorsProjection:
     name = "vectors"
     inline = False
     handles: frozenset[str] | None = MESSAGE_TYPES | {mem.ADDED, mem.UPDATED, mem.FORGOTTEN}
-    tables: tuple[str, ...] = ("vec_state", "vec_projects", "vec_sessions", "vec_pending", "vec_docs",
-                               "vec_memories")
+    tables: tuple[str, ...] = ("vec_state", "vec_projects", "vec_sessions", "vec_pending", "vec_memories")
     payloads: frozenset[str] = mem.TYPES
     """Only memory payloads are read while catching up; transcript events are read when embedded."""
 
     def __init__(self, embedder: Embedder | None = None, text: TextOptions | None = None) -> None:
         self.embedder = embedder or default_embedder()
         self.text = text or TextOptions()
-        self.version = f"1:{self.embedder.name}:{self.embedder.dimension}:{self.text.identity()}"
+        self.version = f"2:{self.embedder.name}:{self.embedder.dimension}:{self.text.identity()}"
 
     def create(self, tx: Writer, prefix: str) -> None:
         """Create the tables and a fresh vec0 table for this embedder, and drop orphaned vec0 tables."""
@@ -142,11 +144,13 @@ class VectorsProjection:
         drop_orphans(tx)
 
     def apply(self, tx: Writer, events: Sequence[RecordedEvent], prefix: str) -> None:
-        """Enqueue: transcript events go to `vec_pending`, memory changes mark the memory pending."""
+        """Enqueue: the batch's transcript events go to `vec_pending` as one range, memory changes
+        mark the memory pending."""
         p = prefix
-        positions = [(e.position,) for e in events if e.type in MESSAGE_TYPES]
+        positions = [e.position for e in events if e.type in MESSAGE_TYPES]
         if positions:
-            tx.executemany(f"INSERT OR IGNORE INTO {p}vec_pending (position) VALUES (?)", positions)
+            tx.execute(f"INSERT INTO {p}vec_pending (first, last, count) VALUES (?, ?, ?)",
+                       (min(positions), max(positions), len(positions)))
         for event in events:
             if event.type in mem.TYPES:
                 _apply_memory(tx, p, event)
@@ -169,7 +173,6 @@ def _apply_memory(tx: Writer, p: str, event: RecordedEvent) -> None:
         index = _index_name(tx, p)
         if index:
             tx.execute(f"DELETE FROM {index} WHERE rowid = ?", (doc_id,))
-        tx.execute(f"DELETE FROM {p}vec_docs WHERE doc_id = ?", (doc_id,))
         tx.execute(f"DELETE FROM {p}vec_memories WHERE memory_id = ?", (payload.memory_id,))
     elif isinstance(payload, mem.MemoryUpdated):
         if payload.text is not msgspec.UNSET:
@@ -245,8 +248,15 @@ def pending_count(store, prefix: str = "") -> int:
     rows = _reader(store)
     if _state(rows, prefix) is None:
         return 0
-    return (rows(f"SELECT count(*) FROM {prefix}vec_pending")[0][0]
+    return (rows(f"SELECT coalesce(sum(count), 0) FROM {prefix}vec_pending")[0][0]
             + rows(f"SELECT count(*) FROM {prefix}vec_memories WHERE pending")[0][0])
+
+
+def vector_count(store, prefix: str = "") -> int:
+    """How many vectors the index holds."""
+    rows = _reader(store)
+    state = _state(rows, prefix)
+    return rows(f"SELECT count(*) FROM {state.index}")[0][0] if state is not None else 0
 
 
 class _Doc(msgspec.Struct):
@@ -285,16 +295,26 @@ def embed_pending(store, limit: int | None = None, *, embedder: Embedder | None 
     done = 0
     while limit is None or done < limit:
         size = BATCH if limit is None else min(BATCH, limit - done)
-        docs, looked_at, memories = _next_batch(store, rows, prefix, size, options)
-        if not looked_at and not memories:
+        docs, progress, memories = _next_batch(store, rows, prefix, size, options)
+        if not progress and not memories:
             break
         vectors = embedder.embed([d.text for d in docs]) if docs else []
         with store.transaction() as tx:
             if _state(lambda sql, params=(): tx.execute(sql, params), prefix) != state:
                 return done  # a rebuild swapped the index in meanwhile: the next call starts afresh
-            _write(tx, prefix, state, docs, vectors, looked_at, memories)
-        done += len(looked_at) + len(memories)
+            _write(tx, prefix, state, docs, vectors, progress, memories)
+        done += sum(p.dequeued for p in progress) + len(memories)
     return done
+
+
+class _Progress(msgspec.Struct, frozen=True):
+    """What a batch did to one `vec_pending` range."""
+
+    first: int
+    dequeued: int
+    """Events that leave the queue (looked at, or found gone)."""
+    next_first: int | None
+    """Where the rest of the range starts (None: nothing is left of it)."""
 
 
 def _next_batch(store, rows, p: str, size: int, options: TextOptions):
@@ -311,28 +331,28 @@ def _next_batch(store, rows, p: str, size: int, options: TextOptions):
         if isinstance(text_value, str) and text_value.strip():
             docs.append(_Doc(doc_id, KIND_MEMORY, "memory", text_value, None, project,
                              event.occurred_at or event.recorded_at, text_position))
-    looked_at: list[int] = []
+    progress: list[_Progress] = []
     room = size - len(memories)
-    if room > 0:
-        queued = [r[0] for r in rows(f"SELECT position FROM {p}vec_pending ORDER BY position LIMIT ?", (room,))]
-        if queued:
-            wanted = set(queued)
-            events = store.read_all(queued[0] - 1, len(queued), types=MESSAGE_TYPES)
-            # Every queued position up to the last event read has been looked at (an event that
-            # is gone, or no longer of these types, is looked at too: it has nothing to embed).
-            last = events[-1].position if events and len(events) == len(queued) else queued[-1]
-            for event in events:
-                if event.position not in wanted or event.position > last:
-                    continue
-                found = extract(event, options)
-                if found is not None and found.role in EMBED_ROLES:
-                    docs.append(_Doc(event.position, KIND_MESSAGE, found.role, found.text, found.session_id,
-                                     found.project, found.timestamp or 0, event.position))
-            looked_at = [q for q in queued if q <= last]
-    return docs, looked_at, [m[0] for m in memories]
+    ranges = rows(f"SELECT first, last, count FROM {p}vec_pending ORDER BY first LIMIT ?", (room,)) if room > 0 else []
+    for first, last, count in ranges:
+        if room <= 0:
+            break
+        wanted = min(room, count)
+        events = [e for e in store.read_all(first - 1, wanted, types=MESSAGE_TYPES) if e.position <= last]
+        for event in events:
+            found = extract(event, options)
+            if found is not None and found.role in EMBED_ROLES:
+                docs.append(_Doc(event.position, KIND_MESSAGE, found.role, found.text, found.session_id,
+                                 found.project, found.timestamp or 0, event.position))
+        # Fewer events than asked for: the rest of the range is gone (nothing left to embed).
+        finished = len(events) >= count or len(events) < wanted
+        progress.append(_Progress(first, count if finished else len(events),
+                                  None if finished else events[-1].position + 1))
+        room -= len(events)
+    return docs, progress, [m[0] for m in memories]
 
 
-def _write(tx, p: str, state: _State, docs: list[_Doc], vectors: list[list[float]], looked_at: list[int],
+def _write(tx, p: str, state: _State, docs: list[_Doc], vectors: list[list[float]], progress: list[_Progress],
            memories: list[str]) -> None:
     from projections.search_text import NameTables
 
@@ -357,10 +377,14 @@ def _write(tx, p: str, state: _State, docs: list[_Doc], vectors: list[list[float
             " VALUES (?, vec_int8(?), ?, ?, ?, ?)",
             (doc.doc_id, blob, doc.role, session_no or 0, project_no or 0, doc.ts),
         )
-        tx.execute(f"INSERT OR REPLACE INTO {p}vec_docs VALUES (?, ?, ?, ?, ?, ?)",
-                   (doc.doc_id, doc.kind, doc.role, session_no, doc.ts, doc.position))
-    if looked_at:
-        tx.executemany(f"DELETE FROM {p}vec_pending WHERE position = ?", [(x,) for x in looked_at])
+    # Keyed by where each range started when it was read: a range another process moved on
+    # meanwhile is left alone (its vectors were written twice, to the same values).
+    for step in progress:
+        if step.next_first is None:
+            tx.execute(f"DELETE FROM {p}vec_pending WHERE first = ?", (step.first,))
+        else:
+            tx.execute(f"UPDATE {p}vec_pending SET first = ?, count = count - ? WHERE first = ?",
+                       (step.next_first, step.dequeued, step.first))
     if live:
         tx.executemany(f"UPDATE {p}vec_memories SET pending = 0 WHERE memory_id = ?", [(m,) for m in live])
 
@@ -417,11 +441,11 @@ def search_vectors(rows, query: str, embedder: Embedder, *, project: str | None 
         where += " AND v.ts < ?"
         params.append(until)
     sql = (
-        f"SELECT v.rowid, v.distance, d.kind, d.role, s.session_id, d.ts, d.position"
-        f" FROM {state.index} v JOIN {p}vec_docs d ON d.doc_id = v.rowid"
-        f" LEFT JOIN {p}vec_sessions s ON s.session_no = d.session_no"
+        f"SELECT v.rowid, v.distance, v.role, s.session_id, v.ts, coalesce(m.text_position, v.rowid)"
+        f" FROM {state.index} v LEFT JOIN {p}vec_sessions s ON s.session_no = v.session_no"
+        f" LEFT JOIN {p}vec_memories m ON m.doc_id = v.rowid"
         f" WHERE v.embedding MATCH vec_int8(?) AND v.k = ?{where} ORDER BY v.distance"
     )
-    return [VectorHit(doc_id=r[0], kind=r[2], role=r[3], session_id=r[4], timestamp=r[5], position=r[6],
-                      score=1.0 - r[1])
+    return [VectorHit(doc_id=r[0], kind=KIND_MEMORY if r[2] == "memory" else KIND_MESSAGE, role=r[2],
+                      session_id=r[3], timestamp=r[4], position=r[5], score=1.0 - r[1])
             for r in rows(sql, [blob, min(limit, 4096), *params])]

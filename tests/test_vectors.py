@@ -77,3 +77,30 @@ def test_changing_the_embedder_rebuilds_the_index(store):
     hits = search(store, "wombat burrows", mode="vector", embedder=large, embed_first=0)
     assert {h.kind for h in hits} == {"message"}
     runner.close()
+
+
+def other_line(session: str) -> NewEvent:
+    """A transcript event no vector is made of (not a message type), between message events."""
+    return NewEvent(event_id=uuid.uuid4().hex, stream=f"claude:session:{session}", type="claude.other",
+                    entity="transcript_record", entity_id=session, op="create", data=b'{"type": "progress"}')
+
+
+def test_the_queue_is_one_range_per_batch_and_counts_exactly(store):
+    embedder = HashedLexicalEmbedder(dimension=64)
+    runner = Runner(store, [VectorsProjection(embedder)])
+    store.append([user_line("s1", f"first batch {i} about emus") for i in range(5)] + [other_line("s1")])
+    runner.catch_up()
+    memories.add(store, "emus cannot fly either")
+    store.append([user_line("s2", f"second batch {i} about emus") for i in range(3)] + [other_line("s2")]
+                 + [user_line("s2", f"second batch {i} about emus") for i in range(3, 5)])
+    runner.catch_up()
+    assert reader(store)("SELECT count(*) FROM vec_pending")[0][0] == 2
+    assert pending_count(store) == 11  # ten messages and a memory; the other events are not counted
+    assert embed_pending(store, 8, embedder=embedder) == 8 and pending_count(store) == 3
+    assert reader(store)("SELECT count(*) FROM vec_pending")[0][0] == 1
+    assert embed_pending(store, embedder=embedder) == 3 and pending_count(store) == 0
+    assert reader(store)("SELECT count(*) FROM vec_pending")[0][0] == 0
+    hits = search(store, "emus", mode="vector", embedder=embedder, embed_first=0, limit=20)
+    assert sorted(h.kind for h in hits) == ["memory"] + ["message"] * 10
+    assert len({h.event_position for h in hits}) == 11
+    runner.close()
