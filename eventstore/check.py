@@ -148,13 +148,16 @@ def check_log(store: Store, report: CheckReport) -> None:
         if unindexed:
             report.problem("log.stream_index", f"{len(unindexed)} streams' versions are not all in the stream index, "
                            f"so reading them by stream misses events: {', '.join(repr(n) for (n,) in unindexed[:LISTED])}")
-        bad_ops = q("SELECT count(*) FROM events WHERE op NOT IN ('create', 'update', 'delete', 'link', 'unlink')")[0][0]
+        bad_ops = q("SELECT count(*) FROM events WHERE op_no NOT IN"
+                    " (SELECT name_no FROM names WHERE name IN ('create', 'update', 'delete', 'link', 'unlink'))")[0][0]
         summary["events_with_unknown_op"] = bad_ops
         if bad_ops:
             report.problem("log.ops", f"{bad_ops} events have an op other than create, update, delete, link, unlink")
         for what, sql in (
             ("stream", "SELECT count(*) FROM events WHERE stream_no NOT IN (SELECT stream_no FROM streams)"),
             ("client", "SELECT count(*) FROM events WHERE client_no NOT IN (SELECT client_no FROM clients)"),
+            ("name", "SELECT count(*) FROM events WHERE type_no NOT IN (SELECT name_no FROM names)"
+                     " OR entity_no NOT IN (SELECT name_no FROM names) OR actor_no NOT IN (SELECT name_no FROM names)"),
             ("dictionary", "SELECT count(*) FROM events WHERE dict_id > 0"
                            " AND dict_id NOT IN (SELECT dict_id FROM dictionaries)"),
             ("block", "SELECT count(*) FROM events WHERE block_id IS NOT NULL"

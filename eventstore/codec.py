@@ -248,8 +248,8 @@ def _stored_sample(conn: apsw.Connection, codec: Codec, head: int) -> list[bytes
     from eventstore.payloads import read_positions  # payloads builds on this module
 
     run = 50
-    starts = random.sample(range(1, max(2, head - run + 2)), min(SAMPLES // run, max(1, head // run)))
-    wanted = sorted({p for start in starts for p in range(start, min(start + run, head + 1))})
+    runs = random.sample(range(head // run), min(SAMPLES // run, head // run)) or [0]
+    wanted = [p for k in sorted(runs) for p in range(k * run + 1, min((k + 1) * run, head) + 1)]
     return [payload for payload in read_positions(conn, codec, wanted).values() if payload]
 
 

@@ -163,15 +163,15 @@ def _scan_events(store: Store, regex: re.Pattern[bytes], after: int) -> tuple[li
     codec = store.codec
     while True:
         with store.db.read() as conn:
-            rows = conn.execute("SELECT position, type, dict_id, data, block_id FROM events WHERE position > ?"
+            rows = conn.execute("SELECT position, type_no, dict_id, data, block_id FROM events WHERE position > ?"
                                 " ORDER BY position LIMIT ?", (after, SCAN_BATCH)).fetchall()
             decoded = payloads.read(conn, codec, [(p, d, data, b) for p, _, d, data, b in rows])
         if not rows:
             return found, types, after
-        for (position, type_, *_), payload in zip(rows, decoded):
+        for (position, type_no, *_), payload in zip(rows, decoded):
             if regex.search(payload):
                 found.append(position)
-                types.add(type_)
+                types.add(store.names.name(store.db.conn, type_no))
         after = rows[-1][0]
 
 

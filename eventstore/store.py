@@ -3,7 +3,7 @@
 Public methods own their transaction; `Store.transaction()` hands out a `Transaction` so other
 writes (a file checkpoint, a projection's rows) commit atomically with the events they cover.
 Owns the `events`, `streams` and `clients` tables (DDL in sql/0001_log.sql and
-sql/0006_stream_index.sql); the writing itself is in eventstore.transaction.
+sql/0006_compact_events.sql); the writing itself is in eventstore.transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from eventstore import payloads, stream_index
 from eventstore.codec import Codec
+from eventstore.names import Names
 from eventstore.storage import Database, select_in, translated
 from eventstore.transaction import Transaction, client_number
 from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
@@ -27,8 +28,8 @@ AfterAppend = Callable[["Transaction"], None]
 what was appended with `Transaction.appended_events(types)` and `appended_range()`."""
 
 _COLUMNS = (
-    "position, event_id, stream_no, version, type, schema_version, entity, entity_id, op,"
-    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id"
+    "position, event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,"
+    " client_no, actor_no, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id"
 )
 
 
@@ -47,6 +48,7 @@ class Store:
         payloads.register_sql_function(self.db.conn, self.codec)
         self._stream_names: dict[int, str] = {}
         self._client_ids: dict[int, str] = {}
+        self.names = Names()
         self.after_append: list[AfterAppend] = []
         self._saw_duplicates = False
         """Whether the last append here found ids already stored: the next one then looks them up first."""
@@ -72,17 +74,21 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction: appends and other writes in it commit together or not at all."""
-        with self.db.write() as conn:
-            self.codec.reload()
-            tx = Transaction(self, conn)
-            self.codec.adopt(conn, tx.now)
-            yield tx
-            if tx.appended_count:
-                for hook in self.after_append:
-                    hook(tx)
-                head = tx.head()
-                if self.codec.training_due(head):
-                    self.codec.train_later(conn, head)
+        try:
+            with self.db.write() as conn:
+                self.codec.reload()
+                tx = Transaction(self, conn)
+                self.codec.adopt(conn, tx.now)
+                yield tx
+                if tx.appended_count:
+                    for hook in self.after_append:
+                        hook(tx)
+                    head = tx.head()
+                    if self.codec.training_due(head):
+                        self.codec.train_later(conn, head)
+        except BaseException:
+            self.names.forget()  # names this transaction added are gone with it
+            raise
 
     def append(
         self,
@@ -132,8 +138,9 @@ class Store:
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
         params: list[object] = [after]
         if types is not None:
-            sql += f" AND type IN ({','.join('?' * len(types))})"
-            params.extend(types)
+            numbers = self.names.known(self.db.conn, types)
+            sql += f" AND type_no IN ({','.join('?' * len(numbers))})"
+            params.extend(numbers)
         sql += " ORDER BY position LIMIT ?"
         params.append(-1 if limit is None else limit)
         with self.db.read() as conn:
@@ -162,13 +169,14 @@ class Store:
         """The sync feed: what changed after a cursor, without payloads."""
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT position, event_id, entity, entity_id, op, version, client_no, recorded_at "
+                "SELECT position, event_id, entity_no, entity_id, op_no, version, client_no, recorded_at "
                 "FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (since, -1 if limit is None else limit),
             ).fetchall()
+            strings = self.names.names(conn)
             return [
                 Change(
-                    position=r[0], event_id=r[1].hex(), entity=r[2], entity_id=r[3], op=r[4],
+                    position=r[0], event_id=r[1].hex(), entity=strings[r[2]], entity_id=r[3], op=strings[r[4]],
                     version=r[5], client_id=self._client_id(r[6]), recorded_at=r[7],
                 )
                 for r in rows
@@ -205,23 +213,28 @@ class Store:
 
     def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None) -> list[RecordedEvent]:
         """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`)."""
+        conn = self.db.conn
+        wanted = None if payload_types is None else set(self.names.known(conn, payload_types))
         located = [
-            (row[0], row[15], row[16], row[17]) if payload_types is None or row[4] in payload_types
+            (row[0], row[15], row[16], row[17]) if wanted is None or row[4] in wanted
             else (row[0], None, b"", None)
             for row in rows
         ]
-        payloads_ = payloads.read(self.db.conn, self.codec, located)
+        payloads_ = payloads.read(conn, self.codec, located)
         names, clients = self._stream_names, self._client_ids
+        strings = self.names.names(conn) if rows else []
         events = []
         for row, data in zip(rows, payloads_):
-            (position, event_id, stream_no, version, type_, schema_version, entity, entity_id, op,
-             client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, _, _, _) = row
+            (position, event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,
+             client_no, actor_no, occurred_at, recorded_at, causation_id, correlation_id, _, _, _) = row
+            type_ = strings[type_no]
             if type_ in upcasters.types and data:
                 schema_version, data = upcasters.upcast(type_, schema_version, data)
             events.append(RecordedEvent(
                 position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no), version, type_,
-                schema_version, entity, entity_id, op, clients.get(client_no) or self._client_id(client_no),
-                actor, occurred_at, recorded_at, causation_id, correlation_id, data,
+                schema_version, strings[entity_no], entity_id, strings[op_no],
+                clients.get(client_no) or self._client_id(client_no), strings[actor_no], occurred_at,
+                recorded_at, causation_id, correlation_id, data,
             ))
         return events
 

@@ -3,7 +3,7 @@
 An append records, for every stream it extends, the versions it added and their positions
 (nothing but the first position when they are consecutive, as a transcript's lines are).
 `read_stream` finds a stream's positions here. Owns the `stream_index` table
-(sql/0006_stream_index.sql).
+(sql/0006_compact_events.sql).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ file checkpoint or a projection's rows written with `execute` commit in the same
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -22,21 +23,23 @@ if TYPE_CHECKING:
     from eventstore.store import Store
 
 _SELECT_BY_ID = (
-    "SELECT position, stream_no, type, schema_version, entity, entity_id, op, dict_id, data, block_id "
+    "SELECT position, stream_no, type_no, schema_version, entity_no, entity_id, op_no, dict_id, data, block_id "
     "FROM events WHERE event_id = ?"
 )
 _INSERT = (
-    "INSERT INTO events (event_id, stream_no, version, type, schema_version, entity, entity_id, op,"
-    " client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data)"
+    "INSERT INTO events (event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,"
+    " client_no, actor_no, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
-_ENVELOPE = operator.attrgetter("type", "schema_version", "entity", "entity_id", "op", "actor", "occurred_at",
-                                "causation_id", "correlation_id")
+_OTHER_FIELDS = operator.attrgetter("schema_version", "entity_id", "occurred_at", "causation_id", "correlation_id")
+_NAMED = tuple(operator.attrgetter(field) for field in ("type", "entity", "op", "actor"))
+"""The envelope fields stored as numbers of `names` rows."""
 _INSERT_AT = (
-    # A row is _ENVELOPE(event) followed by the columns the store assigns: rows are built in C.
-    "INSERT INTO events (type, schema_version, entity, entity_id, op, actor, occurred_at, causation_id,"
-    " correlation_id, position, event_id, stream_no, version, client_no, recorded_at, dict_id, data, block_id)"
+    # A row is _OTHER_FIELDS(event) followed by the name numbers and the columns the store
+    # assigns: rows are built in C from column lists.
+    "INSERT INTO events (schema_version, entity_id, occurred_at, causation_id, correlation_id, type_no, entity_no,"
+    " op_no, actor_no, position, event_id, stream_no, version, client_no, recorded_at, dict_id, data, block_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
@@ -109,6 +112,7 @@ class Transaction:
                     self._conn.execute("ROLLBACK TO append")
                     del self._appended[mark:]
                     self._streams = {name: s[:] for name, s in saved.items()}
+                    self.store.names.forget()
             if positions is None:
                 stored = self._stored_positions(ids)
                 self.store._saw_duplicates = bool(stored)  # ask first again until an append finds none
@@ -123,6 +127,7 @@ class Transaction:
                 self._conn.execute("RELEASE append")
             del self._appended[mark:]
             self._streams = saved
+            self.store.names.forget()  # names added here went with the rollback
             raise
         self._conn.execute("RELEASE append")
         self.appended_count = sum(len(run[0]) for run in self._appended)
@@ -179,6 +184,7 @@ class Transaction:
             index_entries.append(stream_index.entry(stream[0], added.start, positions))
             stream[1] = added.stop - 1
         client_no, now, conn = self.store._client_no, self.now, self._conn
+        number = self.store.names.numbers(conn, {name for field in _NAMED for name in map(field, events)})
         for chunk_groups, frames in encoded:
             blocks = [(first + group.start, dict_id, payloads.pack_sizes(sizes[group.start:group.stop]), frame)
                       for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
@@ -200,10 +206,12 @@ class Transaction:
                     stored.append(frame)
                     block_ids.append(None)
             start, stop = chunk_groups[0].start, chunk_groups[-1].stop
-            assigned = zip(range(first + start, first + stop), ids[start:stop], stream_nos[start:stop],
+            chunk = events[start:stop]
+            assigned = zip(*[list(map(number.__getitem__, map(field, chunk))) for field in _NAMED],
+                           range(first + start, first + stop), ids[start:stop], stream_nos[start:stop],
                            versions[start:stop], repeat(client_no), repeat(now), dict_ids, stored, block_ids)
             before = conn.total_changes()
-            conn.executemany(_INSERT_AT, map(operator.add, map(_ENVELOPE, events[start:stop]), assigned))
+            conn.executemany(_INSERT_AT, map(operator.add, map(_OTHER_FIELDS, chunk), assigned))
             if conn.total_changes() - before != stop - start:
                 if optimistic:
                     return None
@@ -296,10 +304,11 @@ class Transaction:
         rows = self._conn.execute(_SELECT_BY_ID, (event_id,)).fetchall()
         if not rows:
             return None
-        position, stream_no, type_, schema_version, entity, entity_id, op, dict_id, data, block_id = rows[0]
+        position, stream_no, type_no, schema_version, entity_no, entity_id, op_no, dict_id, data, block_id = rows[0]
+        name = functools.partial(self.store.names.name, self._conn)
         same = (
             self.store._stream_name(stream_no) == event.stream
-            and (type_, schema_version, entity, entity_id, op)
+            and (name(type_no), schema_version, name(entity_no), entity_id, name(op_no))
             == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
             and (payloads.read(self._conn, self.store.codec, [(position, dict_id, data, block_id)])[0] == event.data
                  or _redacted(self._conn, position))
@@ -324,11 +333,12 @@ class Transaction:
                 client_id: str, recorded_at: int, encoded: tuple[int | None, bytes] | None = None) -> int | None:
         """Insert one event; None when its id is already stored (the caller compares content)."""
         dict_id, stored = encoded or self.store.codec.encode(event.data)
+        number = self.store.names.numbers(self._conn, {event.type, event.entity, event.op, event.actor})
         self._conn.execute(
             _INSERT,
-            (_event_id_bytes(event.event_id), stream_no, version, event.type, event.schema_version,
-             event.entity, event.entity_id, event.op, client_no, event.actor, event.occurred_at,
-             recorded_at, event.causation_id, event.correlation_id, dict_id, stored),
+            (_event_id_bytes(event.event_id), stream_no, version, number[event.type], event.schema_version,
+             number[event.entity], event.entity_id, number[event.op], client_no, number[event.actor],
+             event.occurred_at, recorded_at, event.causation_id, event.correlation_id, dict_id, stored),
         )
         if not self._conn.changes():
             return None

@@ -120,7 +120,8 @@ def test_a_repeated_stream_version_is_found(db):
 def test_an_unknown_op_is_found(db):
     with raw(db) as conn:
         stream_no, version = conn.execute("SELECT stream_no, version FROM streams LIMIT 1").fetchall()[0]
-        _copy_of_an_event(conn, stream_no=stream_no, version=version + 1, op="mutate")
+        conn.execute("INSERT INTO names (name) VALUES ('mutate')")
+        _copy_of_an_event(conn, stream_no=stream_no, version=version + 1, op_no=conn.last_insert_rowid())
         conn.execute("UPDATE streams SET version = version + 1 WHERE stream_no = ?", (stream_no,))
         conn.execute("INSERT INTO stream_index VALUES (?, ?, ?, (SELECT max(position) FROM events), NULL)",
                      (stream_no, version + 1, version + 1))

@@ -104,7 +104,7 @@ class AtomicityReader(threading.Thread):
                                 " SELECT source_id, offset FROM quarantine").fetchall():
                             stored.setdefault(source_id, set()).add(offset)
                         memory_events = conn.execute(
-                            "SELECT count(*) FROM events WHERE type = 'memory.added'").fetchall()[0][0]
+                            "SELECT count(*) FROM event_log WHERE type = 'memory.added'").fetchall()[0][0]
                         memory_rows = conn.execute("SELECT count(*) FROM memories").fetchall()[0][0]
                         inline = conn.execute("SELECT position FROM projection_checkpoints WHERE name = 'memories'"
                                               ).fetchall()

@@ -94,7 +94,7 @@ def test_redaction_removes_the_secret_from_the_file_wal_tables_and_dictionaries(
         assert not any(SECRET in d for d in datas)
         assert sum(b"[REDACTED]" in d for d in datas) == report["events"]
         with pytest.raises(apsw.ConstraintError):  # the append-only triggers are back
-            store.db.conn.execute("UPDATE events SET type = 'x' WHERE position = 1")
+            store.db.conn.execute("UPDATE events SET type_no = 1 WHERE position = 1")
     check = json.loads(run_cli("check", "--deep", "--json", db=db).stdout)
     assert check["ok"], check["problems"]
     memories = json.loads(run_cli("memories", "list", "--json", db=db).stdout)["memories"]

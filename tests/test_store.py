@@ -102,7 +102,7 @@ def test_event_id_must_be_128_bit_hex(store):
 def test_events_table_rejects_update_and_delete_from_any_client(store):
     store.append([new_event("a")])
     store.close()
-    for statement in ("UPDATE events SET actor = 'x'", "DELETE FROM events", "UPDATE events SET data = x'00'"):
+    for statement in ("UPDATE events SET actor_no = 1", "DELETE FROM events", "UPDATE events SET data = x'00'"):
         raw = apsw.Connection(str(store.path))
         with pytest.raises(apsw.ConstraintError, match="append-only"):
             raw.execute(statement)
@@ -269,3 +269,17 @@ def test_a_log_written_before_the_stream_index_is_migrated(tmp_path):
 
 def raw_connection(path: Path) -> apsw.Connection:
     return apsw.Connection(str(path))
+
+
+def test_names_added_by_a_rolled_back_transaction_are_not_reused(store, tmp_path):
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.append([new_event("a", type="never.committed")])
+        raise RuntimeError("the caller gives up")
+    with Store(store.path) as other:  # another process now takes the number that name had
+        other.append([new_event("b", type="other.type")])
+    store.append([new_event("a", type="kept.type"), new_event("c", type="never.committed")])
+    assert [(e.stream, e.type) for e in store.read_all()] == [
+        ("b", "other.type"), ("a", "kept.type"), ("c", "never.committed")]
+    rows = store.db.conn.execute("SELECT stream, type, op, entity, actor FROM event_log ORDER BY position").fetchall()
+    assert rows == [("b", "other.type", "create", "thing", ""), ("a", "kept.type", "create", "thing", ""),
+                    ("c", "never.committed", "create", "thing", "")]

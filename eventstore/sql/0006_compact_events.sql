@@ -1,10 +1,12 @@
--- Where each stream's events are, kept per append instead of per event. Owned by
--- eventstore.stream_index.
+-- The events table, smaller and cheaper to append to. Owned by eventstore.stream_index
+-- (stream_index) and eventstore.names (names, event_log).
 --
 -- The events table loses UNIQUE (stream_no, version) and the CHECK on op: an index entry per
 -- event cost as much as the row itself, and the Store assigns versions and checks ops under the
 -- write lock (`check` verifies both). One stream_index row per stream per append finds a
 -- stream's events: a bulk append of a transcript writes a few rows instead of thousands.
+-- Its type, entity, op and actor become numbers of rows in `names`: the same few strings
+-- took about 50 bytes of every row.
 
 CREATE TABLE stream_index (
     stream_no      INTEGER NOT NULL,  -- streams.stream_no
@@ -19,7 +21,16 @@ CREATE TABLE stream_index (
 INSERT INTO stream_index (stream_no, first_version, last_version, first_position, positions)
 SELECT stream_no, version, version, position, NULL FROM events;
 
--- Rebuild the events table without the constraints; the position sequence carries over.
+CREATE TABLE names (
+    name_no INTEGER PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE
+);
+
+INSERT INTO names (name_no, name) VALUES (1, 'create'), (2, 'update'), (3, 'delete'), (4, 'link'), (5, 'unlink');
+INSERT OR IGNORE INTO names (name)
+SELECT type FROM events UNION SELECT entity FROM events UNION SELECT op FROM events UNION SELECT actor FROM events;
+
+-- Rebuild the events table; the position sequence carries over.
 INSERT OR REPLACE INTO meta (key, value)
 SELECT 'migration_0006.sequence', seq FROM sqlite_sequence WHERE name = 'events';
 
@@ -28,13 +39,13 @@ CREATE TABLE events_0006 (
     event_id       BLOB NOT NULL UNIQUE,
     stream_no      INTEGER NOT NULL,  -- streams.stream_no
     version        INTEGER NOT NULL,
-    type           TEXT NOT NULL,
+    type_no        INTEGER NOT NULL,  -- names.name_no
     schema_version INTEGER NOT NULL,
-    entity         TEXT NOT NULL,
+    entity_no      INTEGER NOT NULL,  -- names.name_no
     entity_id      TEXT NOT NULL,
-    op             TEXT NOT NULL,     -- create, update, delete, link or unlink
+    op_no          INTEGER NOT NULL,  -- names.name_no: 1 create, 2 update, 3 delete, 4 link, 5 unlink
     client_no      INTEGER NOT NULL,  -- clients.client_no
-    actor          TEXT NOT NULL,
+    actor_no       INTEGER NOT NULL,  -- names.name_no
     occurred_at    INTEGER,
     recorded_at    INTEGER NOT NULL,
     causation_id   TEXT,
@@ -44,11 +55,13 @@ CREATE TABLE events_0006 (
     block_id       INTEGER            -- NULL: the payload is data; else a member of blocks.block_id
 );
 
-INSERT INTO events_0006 (position, event_id, stream_no, version, type, schema_version, entity, entity_id, op,
-                         client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id,
-                         data, block_id)
-SELECT position, event_id, stream_no, version, type, schema_version, entity, entity_id, op,
-       client_no, actor, occurred_at, recorded_at, causation_id, correlation_id, dict_id, data, block_id
+INSERT INTO events_0006 (position, event_id, stream_no, version, type_no, schema_version, entity_no, entity_id,
+                         op_no, client_no, actor_no, occurred_at, recorded_at, causation_id, correlation_id,
+                         dict_id, data, block_id)
+SELECT position, event_id, stream_no, version, (SELECT name_no FROM names WHERE name = type), schema_version,
+       (SELECT name_no FROM names WHERE name = entity), entity_id, (SELECT name_no FROM names WHERE name = op),
+       client_no, (SELECT name_no FROM names WHERE name = actor), occurred_at, recorded_at, causation_id,
+       correlation_id, dict_id, data, block_id
 FROM events ORDER BY position;
 
 DROP TABLE events;
@@ -77,4 +90,27 @@ END;
 CREATE TRIGGER stream_index_append_only_delete BEFORE DELETE ON stream_index
 BEGIN
     SELECT RAISE(ABORT, 'eventstore: the stream index is append-only');
+END;
+
+-- The log with its strings, for SQL users (payloads: event_payload(position) on the library's connections).
+CREATE VIEW event_log AS
+SELECT e.position, lower(hex(e.event_id)) AS event_id, s.name AS stream, e.version, t.name AS type,
+       e.schema_version, n.name AS entity, e.entity_id, o.name AS op, c.client_id, a.name AS actor,
+       e.occurred_at, e.recorded_at, e.causation_id, e.correlation_id
+FROM events e
+JOIN streams s ON s.stream_no = e.stream_no
+JOIN names t ON t.name_no = e.type_no
+JOIN names n ON n.name_no = e.entity_no
+JOIN names o ON o.name_no = e.op_no
+JOIN names a ON a.name_no = e.actor_no
+JOIN clients c ON c.client_no = e.client_no;
+
+CREATE TRIGGER names_append_only_update BEFORE UPDATE ON names
+BEGIN
+    SELECT RAISE(ABORT, 'eventstore: names are append-only');
+END;
+
+CREATE TRIGGER names_append_only_delete BEFORE DELETE ON names
+BEGIN
+    SELECT RAISE(ABORT, 'eventstore: names are append-only');
 END;
