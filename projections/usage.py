@@ -315,7 +315,11 @@ class _Batch:
                 span[1] = slot.ms
         for slot in self.stored.values():
             _count(buckets, sessions, slot, -1)
-        tx.executemany(f"INSERT OR REPLACE INTO {p}usage_entries ({_COLUMNS}) VALUES ({_MARKS})", rows)
+        # Delete then insert, not INSERT OR REPLACE: inside the runner's savepoint, every REPLACE
+        # statement opens a statement journal whose cost grows with the database (36 µs a row on
+        # the 500 MB tree, against 3 µs for a plain INSERT).
+        tx.executemany(f"DELETE FROM {p}usage_entries WHERE slot = ?", [(number,) for number in self.stored])
+        tx.executemany(f"INSERT INTO {p}usage_entries ({_COLUMNS}) VALUES ({_MARKS})", rows)
         columns = ", ".join(_SUMS)
         marks = ", ".join("?" * len(_SUMS))
         tx.executemany(
