@@ -20,6 +20,7 @@ Owns the tables in `TasksProjection.tables`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 from hashlib import blake2b
@@ -217,11 +218,8 @@ class _Fold:
             if block.name == "TodoWrite":
                 self._todo_snapshot(event, session, _str(line.agentId) or "", block.input.get("todos"))
             elif block.name in _TASK_TOOLS and _str(block.id):
-                self.tx.execute(
-                    f"INSERT OR REPLACE INTO {self.p}task_pending (tool_use_id, session_id, tool, input)"
-                    " VALUES (?, ?, ?, ?)",
-                    (block.id, session, block.name, msgspec.json.encode(block.input)),
-                )
+                self.tx.execute(_put_sql(self.p, "task_pending", ("tool_use_id", "session_id", "tool", "input"), 1),
+                                (block.id, session, block.name, msgspec.json.encode(block.input)))
                 self.pending.add(block.id.encode())
 
     def tool_results(self, event: RecordedEvent) -> None:
@@ -337,8 +335,8 @@ class _Fold:
         p = self.p
         if created:
             self.tx.execute(
-                f"INSERT OR REPLACE INTO {p}tasks (task_id, title, status, priority, session_id, source, list_key,"
-                " in_list, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",
+                                      "in_list", "created_at", "updated_at", "version"), 1),
                 (task_id, state.title, state.status, state.priority, session, source, list_key, state.in_list,
                  at, at, state.version),
             )
@@ -351,10 +349,21 @@ class _Fold:
             )
         if history:
             self.tx.execute(
-                f"INSERT OR REPLACE INTO {p}task_history (task_id, position, at, title, status, priority, version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _put_sql(p, "task_history", ("task_id", "position", "at", "title", "status", "priority", "version"), 2),
                 (task_id, position, at, state.title, state.status, state.priority, state.version),
             )
+
+
+@functools.cache
+def _put_sql(prefix: str, table: str, columns: tuple[str, ...], key_columns: int) -> str:
+    """Insert a row or overwrite the one with its key (the first `key_columns` columns).
+
+    An upsert, not INSERT OR REPLACE: inside the runner's savepoint every REPLACE statement
+    opens a statement journal, whose cost grows with the size of the database.
+    """
+    key, rest = columns[:key_columns], columns[key_columns:]
+    return (f"INSERT INTO {prefix}{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)}")
 
 
 def _at(event: RecordedEvent) -> int:
