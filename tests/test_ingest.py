@@ -18,15 +18,13 @@ from conftest import REPO, load_generator, run_cli
 from eventstore import Store
 from eventstore.ingest import Ingester
 from eventstore.ingest.quarantine import listing
+from eventstore.ingest.sources import origins
 
 
 def file_pieces(store: Store) -> dict[str, dict[int, bytes]]:
     """For every source file: offset -> the bytes stored for the object read there."""
     pieces: dict[str, dict[int, bytes]] = {}
-    rows = store.db.conn.execute(
-        "SELECT s.path, l.offset, l.position FROM line_sources l JOIN sources s USING (source_id)"
-    ).fetchall()
-    for path, offset, position in rows:
+    for path, offset, position in origins(store.db.conn):
         pieces.setdefault(path, {})[offset] = store.get(position).data
     for q in store.db.conn.execute(
         "SELECT s.path, q.offset, q.line FROM quarantine q JOIN sources s USING (source_id)"
@@ -54,9 +52,8 @@ def assert_every_line_kept(store: Store, files: list[Path]) -> None:
 def log_of(store: Store) -> tuple:
     """What must not depend on how ingestion was split: events, provenance, quarantine, checkpoints."""
     events = {(e.event_id, e.stream, e.type, e.data) for e in store.read_all()}
-    provenance = set(store.db.conn.execute(
-        "SELECT s.path, l.offset, e.event_id FROM line_sources l JOIN sources s USING (source_id)"
-        " JOIN events e ON e.position = l.position").fetchall())
+    ids = {e.position: e.event_id for e in store.read_all()}
+    provenance = {(path, offset, ids[position]) for path, offset, position in origins(store.db.conn)}
     quarantined = {(q.file, q.offset, q.reason) for q in listing(store.db.conn)}
     offsets = set(store.db.conn.execute("SELECT path, offset FROM sources").fetchall())
     streams = {}
@@ -143,8 +140,7 @@ def test_same_lines_in_several_files_are_stored_once(tmp_path):
     with Store(tmp_path / "e.db") as store:
         report = Ingester(store).ingest([tmp_path / "p"])
         assert (report.events_appended, report.duplicates) == (2, 4)
-        origins = store.db.conn.execute("SELECT count(*) FROM line_sources").fetchall()[0][0]
-        assert origins == 6  # provenance keeps every place a line was seen
+        assert len(origins(store.db.conn)) == 6  # provenance keeps every place a line was seen
 
 
 def test_subagent_layouts_go_to_the_parent_session(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from conftest import load_generator, run_cli
 from eventstore import Store
 from eventstore.ingest.lines import complete_lines, line_pieces
-from eventstore.ingest.sources import fallback_session
+from eventstore.ingest.sources import fallback_session, origins
 from test_ingest import assert_every_line_kept
 
 RUN_SECONDS = float(os.environ.get("EVENTSTORE_CONCURRENCY_SECONDS", "15"))
@@ -99,9 +99,10 @@ class AtomicityReader(threading.Thread):
                     with store.db.read() as conn:
                         sources = conn.execute("SELECT source_id, path, offset FROM sources").fetchall()
                         stored: dict[int, set[int]] = {}
-                        for source_id, offset in conn.execute(
-                                "SELECT source_id, offset FROM line_sources UNION ALL"
-                                " SELECT source_id, offset FROM quarantine").fetchall():
+                        paths = {path: source_id for source_id, path, _ in sources}
+                        for path, offset, _ in origins(conn):
+                            stored.setdefault(paths[path], set()).add(offset)
+                        for source_id, offset in conn.execute("SELECT source_id, offset FROM quarantine").fetchall():
                             stored.setdefault(source_id, set()).add(offset)
                         memory_events = conn.execute(
                             "SELECT count(*) FROM event_log WHERE type = 'memory.added'").fetchall()[0][0]

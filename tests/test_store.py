@@ -237,6 +237,7 @@ def test_a_log_written_before_the_stream_index_is_migrated(tmp_path):
     """A database as migration 0005 left it: its events move to the new table, stream reads and
     positions carry on, and `check` finds nothing wrong."""
     from eventstore.check import check
+    from eventstore.ingest.sources import origins
     from eventstore.storage import migrations
 
     path = tmp_path / "old.db"
@@ -255,9 +256,13 @@ def test_a_log_written_before_the_stream_index_is_migrated(tmp_path):
             "INSERT INTO events (event_id, stream_no, version, type, schema_version, entity, entity_id, op, client_no,"
             " actor, recorded_at, data) VALUES (?, (SELECT stream_no FROM streams WHERE name = ?), ?, 't', 1, 'e',"
             " '1', 'create', 1, '', 0, ?)", (bytes([n]) * 16, stream, version, b'{"n":%d}' % n))
+    conn.execute("INSERT INTO sources (source_id, path, device, inode, head_hash, head_len, offset, size, mtime_ns,"
+                 " updated_at) VALUES (1, 'a.jsonl', 0, 0, x'', 0, 30, 30, 0, 0)")
+    conn.executemany("INSERT INTO line_sources VALUES (?, 1, ?)", [(1, 0), (2, 10), (3, 20)])
     conn.close()
     with Store(path) as store:
         assert [(e.position, e.data) for e in store.read_stream("a")] == [(1, b'{"n":1}'), (3, b'{"n":3}')]
+        assert origins(store.db.conn) == [("a.jsonl", 0, 1), ("a.jsonl", 10, 2), ("a.jsonl", 20, 3)]
         assert [e.type for e in store.read_all()][3:] == ["audit.migrate"]  # opening recorded the migration
         assert store.append([new_event("a", b"{}")]) == [5]
         assert [e.version for e in store.read_stream("a", 2)] == [2, 3]

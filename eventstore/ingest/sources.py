@@ -3,12 +3,13 @@
 A checkpoint names a file (path, device+inode, a hash of its head) and the offset up to which
 its complete lines are in the log. It is written in the same transaction as those lines'
 events, so after a crash reading resumes exactly where the log ends. Owns `sources` and
-`line_sources` (DDL in eventstore/sql/0002_ingest.sql).
+`line_runs` (DDL in eventstore/sql/0002_ingest.sql and 0007_line_runs.sql).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from hashlib import blake2b
 from pathlib import Path
@@ -108,17 +109,51 @@ def save_checkpoint(tx, checkpoint: Checkpoint, now: int) -> int:
 
 
 def record_provenance(tx, rows: list[tuple[int, int, int]]) -> None:
-    """Remember where events were read: (position, source_id, offset) rows."""
-    tx.executemany("INSERT OR IGNORE INTO line_sources (position, source_id, offset) VALUES (?, ?, ?)", rows)
+    """Remember where events were read: (position, source_id, offset) rows, in the order read.
+
+    Consecutive events read one after another from one file make one `line_runs` row."""
+    runs: list[tuple[int, int, int, int, bytes | None]] = []
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i < len(rows):
+            (position, source_id, offset), (before, before_source, before_offset) = rows[i], rows[i - 1]
+            if source_id == before_source and position == before + 1 and 0 < offset - before_offset < 2**32:
+                continue
+        run = rows[start:i]
+        steps = [b[2] - a[2] for a, b in zip(run, run[1:])]
+        runs.append((run[0][0], run[0][1], run[0][2], run[-1][0],
+                     struct.pack(f"<{len(steps)}I", *steps) if steps else None))
+        start = i
+    tx.executemany("INSERT OR IGNORE INTO line_runs (first_position, source_id, first_offset, last_position, steps)"
+                   " VALUES (?, ?, ?, ?, ?)", runs)
+
+
+def _expanded(first_position: int, first_offset: int, steps: bytes | None) -> Iterator[tuple[int, int]]:
+    """(position, offset) of every event of a run."""
+    yield first_position, first_offset
+    offset = first_offset
+    for n, step in enumerate(struct.unpack(f"<{len(steps) // 4}I", steps) if steps else (), start=1):
+        offset += step
+        yield first_position + n, offset
 
 
 def provenance(conn, position: int) -> list[tuple[str, int]]:
     """Every (file path, byte offset) an event was read from."""
-    return [
-        (path, offset)
-        for path, offset in conn.execute(
-            "SELECT s.path, l.offset FROM line_sources l JOIN sources s USING (source_id)"
-            " WHERE l.position = ? ORDER BY s.path, l.offset",
-            (position,),
-        )
-    ]
+    found = set()
+    for path, first_position, first_offset, steps in conn.execute(
+        "SELECT s.path, l.first_position, l.first_offset, l.steps FROM line_runs l JOIN sources s USING (source_id)"
+        " WHERE l.first_position <= ?1 AND l.last_position >= ?1",
+        (position,),
+    ):
+        found.update((path, offset) for p, offset in _expanded(first_position, first_offset, steps) if p == position)
+    return sorted(found)
+
+
+def origins(conn) -> list[tuple[str, int, int]]:
+    """Every (file path, byte offset, position) where an event was read, sorted."""
+    found = set()
+    for path, first_position, first_offset, steps in conn.execute(
+        "SELECT s.path, l.first_position, l.first_offset, l.steps FROM line_runs l JOIN sources s USING (source_id)"
+    ):
+        found.update((path, offset, p) for p, offset in _expanded(first_position, first_offset, steps))
+    return sorted(found)
