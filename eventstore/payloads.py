@@ -13,6 +13,7 @@ A block member's row has `block_id` set and an empty `data`; its payload is memb
 from __future__ import annotations
 
 import struct
+from itertools import accumulate
 from collections.abc import Callable, Iterator, Sequence
 
 import apsw
@@ -20,7 +21,10 @@ import apsw
 from eventstore.codec import Codec
 from eventstore.storage import select_in
 
-BLOCK_EVENTS = 16
+BLOCK_EVENTS = 32
+"""Events a block holds at most: bigger blocks leave fewer part-filled pages (the log of the
+500 MB generated tree: 142.3 MB with 16, 134.8 MB with 32, 132.6 MB with 64) but cost more to
+decompress for one event (about 80 KB for 32 transcript lines)."""
 ALONE_BYTES = 32 * 1024
 """A payload this large is compressed on its own: reading it back should not cost its neighbours."""
 BULK = 32
@@ -78,13 +82,17 @@ def encoded_runs(codec: Codec, datas: Sequence[bytes], groups: list[range]
 
 
 def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes]:
-    """The original payloads of events rows, decoding each needed block once."""
+    """The original payloads of events rows, decoding each needed block once.
+
+    Rows come in position order, so a block's members are cut out of it as they are met,
+    at offsets summed once per block; members no row asks for are never copied.
+    """
     out = codec.decode_many([(dict_id, data) if block_id is None else (None, b"")
                              for _, dict_id, data, block_id in rows])
     wanted = sorted({block_id for *_, block_id in rows if block_id is not None})
     if not wanted:
         return out
-    blocks: dict[int, tuple[int, list[bytes]]] = {}
+    blocks: dict[int, tuple[int, bytes, list[int]]] = {}
     for start in range(0, len(wanted), 500):
         ids = wanted[start:start + 500]
         found = conn.execute(
@@ -93,11 +101,12 @@ def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes
         ).fetchall()
         decoded = codec.decode_many([(dict_id, data) for _, _, dict_id, _, data in found])
         for (block_id, first, _, sizes, _), payload in zip(found, decoded):
-            blocks[block_id] = (first, split(payload, unpack_sizes(sizes)))
+            blocks[block_id] = (first, payload, list(accumulate(unpack_sizes(sizes), initial=0)))
     for i, (position, _, _, block_id) in enumerate(rows):
         if block_id is not None:
-            first, members = blocks[block_id]
-            out[i] = members[position - first]
+            first, payload, offsets = blocks[block_id]
+            member = position - first
+            out[i] = payload[offsets[member]:offsets[member + 1]]
     return out
 
 

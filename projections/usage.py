@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from hashlib import blake2b
+from operator import add
 
 import msgspec
 from msgspec.structs import astuple
@@ -291,8 +292,8 @@ class _Batch:
     def _write(self) -> None:
         tx, p = self.tx, self.p
         session_keys: dict[tuple[str, str], int] = {}
-        buckets: dict[tuple[int, str], list[int]] = {}  # deltas of _SUMS
-        sessions: dict[tuple[str, str], list[int]] = {}
+        buckets: dict[tuple[int, str], tuple[int, ...]] = {}  # deltas of _SUMS
+        sessions: dict[tuple[str, str], tuple[int, ...]] = {}
         times: dict[tuple[str, str], list[int]] = {}
         rows = []
         for number in sorted(self.changed):
@@ -349,12 +350,8 @@ class _Batch:
 
 def _count(buckets: dict, sessions: dict, slot: _Slot, sign: int) -> None:
     """Add (sign 1) or take away (sign -1) a copy's contribution to the bucket and session sums."""
-    values = (slot.input_tokens, slot.output_tokens, slot.cache_creation, slot.cache_read, slot.cost_pico,
-              slot.unpriced, 1)
+    values = (sign * slot.input_tokens, sign * slot.output_tokens, sign * slot.cache_creation,
+              sign * slot.cache_read, sign * slot.cost_pico, sign * slot.unpriced, sign)
     for table, key in ((buckets, (slot.ms // _BUCKET_MS, slot.model)), (sessions, (slot.session, slot.model))):
         sums = table.get(key)
-        if sums is None:
-            table[key] = [sign * v for v in values]
-        else:
-            for i, value in enumerate(values):
-                sums[i] += sign * value
+        table[key] = values if sums is None else tuple(map(add, sums, values))
