@@ -13,18 +13,15 @@ A block member's row has `block_id` set and an empty `data`; its payload is memb
 from __future__ import annotations
 
 import struct
-from itertools import accumulate
 from collections.abc import Callable, Iterator, Sequence
+from itertools import accumulate
 
 import apsw
 
 from eventstore.codec import Codec
 from eventstore.storage import select_in
 
-BLOCK_EVENTS = 32
-"""Events a block holds at most: bigger blocks leave fewer part-filled pages (the log of the
-500 MB generated tree: 142.3 MB with 16, 134.8 MB with 32, 132.6 MB with 64) but cost more to
-decompress for one event (about 80 KB for 32 transcript lines)."""
+BLOCK_EVENTS = 16
 ALONE_BYTES = 32 * 1024
 """A payload this large is compressed on its own: reading it back should not cost its neighbours."""
 BULK = 32
