@@ -21,7 +21,10 @@ import apsw
 from eventstore.codec import Codec
 from eventstore.storage import select_in
 
-BLOCK_EVENTS = 16
+BLOCK_EVENTS = 32
+"""Events a block holds at most: bigger blocks leave fewer part-filled pages (the log of the
+500 MB generated tree: 142.3 MB with 16, 134.8 MB with 32, 132.6 MB with 64) but cost more to
+decompress for one event (about 80 KB for 32 transcript lines)."""
 ALONE_BYTES = 32 * 1024
 """A payload this large is compressed on its own: reading it back should not cost its neighbours."""
 BULK = 32
