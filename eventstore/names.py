@@ -24,7 +24,7 @@ class Names:
 
     def __init__(self) -> None:
         self._numbers: dict[str, int] = {}
-        self._names: list[str | None] = [None]
+        self._names: dict[int, str] = {}
 
     def numbers(self, conn: apsw.Connection, names: Iterable[str]) -> dict[str, int]:
         """The numbers of these names, adding the new ones (inside a write transaction)."""
@@ -46,25 +46,26 @@ class Names:
             self.names(conn)
         return [numbers[name] for name in names if name in numbers]
 
-    def names(self, conn: apsw.Connection) -> list[str | None]:
-        """Every name, indexed by its number (read afresh: the table holds a few dozen rows)."""
+    def strings(self, conn: apsw.Connection) -> dict[int, str]:
+        """Names by number, as cached: a number missing from it is a name added since (see `names`)."""
+        return self._names or self.names(conn)
+
+    def names(self, conn: apsw.Connection) -> dict[int, str]:
+        """Every name by its number, read afresh (the table holds a few dozen rows)."""
         for number, name in conn.execute("SELECT name_no, name FROM names"):
             self._learn(name, number)
         return self._names
 
     def name(self, conn: apsw.Connection, number: int) -> str:
         """The name of a number."""
-        names = self._names
-        found = names[number] if number < len(names) else None
-        return found if found is not None else self.names(conn)[number]  # type: ignore[return-value]
+        found = self._names.get(number)
+        return found if found is not None else self.names(conn)[number]
 
     def forget(self) -> None:
         """Drop everything cached (after a rollback)."""
         self._numbers = {}
-        self._names = [None]
+        self._names = {}
 
     def _learn(self, name: str, number: int) -> None:
         self._numbers[name] = number
-        if number >= len(self._names):
-            self._names.extend([None] * (number + 1 - len(self._names)))
         self._names[number] = name

@@ -173,7 +173,7 @@ class Store:
                 "FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (since, -1 if limit is None else limit),
             ).fetchall()
-            strings = self.names.names(conn)
+            strings = self.names.names(conn)  # one small query for a whole page of the feed
             return [
                 Change(
                     position=r[0], event_id=r[1].hex(), entity=strings[r[2]], entity_id=r[3], op=strings[r[4]],
@@ -221,8 +221,13 @@ class Store:
             for row in rows
         ]
         payloads_ = payloads.read(conn, self.codec, located)
+        try:
+            return self._events(rows, payloads_, self.names.strings(conn))
+        except KeyError:  # a name another writer added since the cache was filled
+            return self._events(rows, payloads_, self.names.names(conn))
+
+    def _events(self, rows: list[tuple], payloads_: list[bytes], strings: dict[int, str]) -> list[RecordedEvent]:
         names, clients = self._stream_names, self._client_ids
-        strings = self.names.names(conn) if rows else []
         events = []
         for row, data in zip(rows, payloads_):
             (position, event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,
