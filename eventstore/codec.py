@@ -40,11 +40,12 @@ _trainer: ThreadPoolExecutor | None = None
 
 def _chunks(payloads: Sequence[bytes]) -> list[tuple[int, int]]:
     """(start, end) index ranges of at most CHUNK payloads or CHUNK_BYTES bytes (at least one
-    payload); the first is an eighth of that, so the caller waits little for the first one."""
-    ranges, start, size, limit = [], 0, 0, CHUNK_BYTES // 8
+    payload). The first chunks are smaller, each twice the one before (from a sixteenth), so
+    the caller waits little for the first and the worker keeps ahead of the caller after it."""
+    ranges, start, size, limit = [], 0, 0, CHUNK_BYTES // 16
     for i, payload in enumerate(payloads):
         if i > start and (i - start >= CHUNK or size + len(payload) > limit):
-            limit = CHUNK_BYTES
+            limit = min(2 * limit, CHUNK_BYTES)
             ranges.append((start, i))
             start, size = i, 0
         size += len(payload)
