@@ -158,31 +158,11 @@ class Transaction:
         sizes = list(map(len, datas))
         groups = payloads.runs(sizes) if codec.compress else [range(i, i + 1) for i in range(n)]
         encoded = payloads.encoded_runs(codec, datas, groups)  # compressing starts now
-        by_stream: defaultdict[str, list[int]] = defaultdict(list)
-        for i, name in enumerate([event.stream for event in events]):
-            by_stream[name].append(i)
-        self._load_streams(by_stream)
         first = self._next_position()
-        stream_nos, versions = [0] * n, [0] * n
-        index_entries = []
-        for name, members in by_stream.items():
-            stream = self._streams.get(name) or self._stream(name)
-            if not _expected_holds(_expected_for(expected_version, name), stream[1]):
-                if optimistic:
-                    return None  # perhaps a retry of events already stored: the caller looks them up
-                _check_expected(name, _expected_for(expected_version, name), stream[1])
-            where = _evenly_spaced(members)
-            added = range(stream[1] + 1, stream[1] + len(members) + 1)
-            if where is not None:
-                stream_nos[where] = [stream[0]] * len(members)
-                versions[where] = added
-                positions: Sequence[int] = range(first + where.start, first + members[-1] + 1, where.step)
-            else:
-                for i, version in zip(members, added):
-                    stream_nos[i], versions[i] = stream[0], version
-                positions = [first + i for i in members]
-            index_entries.append(stream_index.entry(stream[0], added.start, positions))
-            stream[1] = added.stop - 1
+        assigned_versions = self._assign_versions(events, first, expected_version, optimistic)
+        if assigned_versions is None:
+            return None  # perhaps a retry of events already stored: the caller looks them up
+        stream_nos, versions, index_entries = assigned_versions
         client_no, now, conn = self.store._client_no, self.now, self._conn
         number = self.store.names.numbers(conn, {name for field in _NAMED for name in map(field, events)})
         for chunk_groups, frames in encoded:
@@ -219,6 +199,37 @@ class Transaction:
         stream_index.record(conn, index_entries)
         self._appended.append((events, first, versions, self.store.client_id, now))
         return list(range(first, first + n))
+
+    def _assign_versions(self, events: list[NewEvent], first: int, expected_version, optimistic: bool
+                         ) -> tuple[list[int], list[int], list[tuple]] | None:
+        """Each event's stream number and version, and the stream_index rows of the append
+        (events go to positions from `first`). A stream not at its expected version raises
+        `WrongExpectedVersion`, or when `optimistic` returns None."""
+        by_stream: defaultdict[str, list[int]] = defaultdict(list)
+        for i, name in enumerate([event.stream for event in events]):
+            by_stream[name].append(i)
+        self._load_streams(by_stream)
+        stream_nos, versions = [0] * len(events), [0] * len(events)
+        index_entries = []
+        for name, members in by_stream.items():
+            stream = self._streams.get(name) or self._stream(name)
+            if not _expected_holds(_expected_for(expected_version, name), stream[1]):
+                if optimistic:
+                    return None
+                _check_expected(name, _expected_for(expected_version, name), stream[1])
+            where = _evenly_spaced(members)
+            added = range(stream[1] + 1, stream[1] + len(members) + 1)
+            if where is not None:
+                stream_nos[where] = [stream[0]] * len(members)
+                versions[where] = added
+                positions: Sequence[int] = range(first + where.start, first + members[-1] + 1, where.step)
+            else:
+                for i, version in zip(members, added):
+                    stream_nos[i], versions[i] = stream[0], version
+                positions = [first + i for i in members]
+            index_entries.append(stream_index.entry(stream[0], added.start, positions))
+            stream[1] = added.stop - 1
+        return stream_nos, versions, index_entries
 
     def _next_position(self) -> int:
         rows = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchall()
