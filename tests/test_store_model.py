@@ -64,6 +64,20 @@ class LogModel(RuleBasedStateMachine):
                 raise AssertionError("a wrong expected version was accepted")
         return events[0]
 
+    @rule(target=appended, items=st.lists(st.tuples(st.sampled_from(STREAMS), payloads), min_size=1, max_size=40),
+          repeat_from=st.integers(min_value=0, max_value=40))
+    def append_mixed(self, items, repeat_from):
+        """A batch of interleaved streams (bulk from 32 events: blocks across streams), which may
+        end with copies of events already stored."""
+        events = [new_event(stream, d) for stream, d in items]
+        copies = [new_event(stream, d, event_id=eid) for eid, stream, d in self.log[repeat_from:repeat_from + 3]]
+        positions = self.store.append(events + copies)
+        first = len(self.log) + 1
+        assert positions == list(range(first, first + len(events))) + [
+            repeat_from + 1 + i for i in range(len(copies))]
+        self.log.extend((e.event_id, e.stream, e.data) for e in events)
+        return events[-1]
+
     @rule(event=appended)
     def append_again(self, event):
         """Re-appending a stored id with the same content returns its position and adds nothing."""
@@ -104,6 +118,12 @@ class LogModel(RuleBasedStateMachine):
             assert [(e.event_id, e.data) for e in events] == [(eid, d) for eid, s, d in self.log if s == stream]
             assert [e.version for e in events] == list(range(1, len(events) + 1))
             assert self.store.stream_version(stream) == len(events)
+
+    @precondition(lambda self: self.log)
+    @rule(stream=st.sampled_from(STREAMS), from_version=st.integers(min_value=1, max_value=60))
+    def read_stream_from(self, stream, from_version):
+        expected = [(eid, d) for eid, s, d in self.log if s == stream][from_version - 1:]
+        assert [(e.event_id, e.data) for e in self.store.read_stream(stream, from_version)] == expected
 
     @invariant()
     def head_agrees(self):
