@@ -73,6 +73,11 @@ def sample_queries(store: Store, n: int, seed: int) -> list[str]:
     return words + code
 
 
+LOG_TABLES = ("events", "blocks", "stream_index", "names", "streams", "clients", "dictionaries", "meta", "sources",
+              "line_runs", "quarantine", "redacted_events", "migrations", "sqlite_sequence")
+"""The tables of the log and of ingestion (eventstore/sql/); the rest belong to projections."""
+
+
 def sizes(store: Store) -> dict[str, int]:
     """Bytes per part of the database: log, fulltext, vectors, memories, other."""
     parts = {"log": 0, "fulltext": 0, "vectors": 0, "memories": 0, "other": 0}
@@ -83,9 +88,7 @@ def sizes(store: Store) -> dict[str, int]:
             parts["vectors"] += size
         elif name.startswith("memor"):
             parts["memories"] += size
-        elif name in ("events", "streams", "clients", "dictionaries", "meta", "sources", "line_sources",
-                      "quarantine", "sqlite_sequence") or name.startswith("sqlite_autoindex_events") \
-                or name.startswith("sqlite_autoindex_streams") or name.startswith("sqlite_autoindex_clients"):
+        elif name in LOG_TABLES or name.startswith(tuple(f"sqlite_autoindex_{t}_" for t in LOG_TABLES)):
             parts["log"] += size
         else:
             parts["other"] += size
