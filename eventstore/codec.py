@@ -207,13 +207,14 @@ class Codec:
         zdict = _train(samples) if samples else None
         return None if zdict is None else self._install(conn, zdict, head, len(samples or ()), now)
 
-    def train_later(self, conn: apsw.Connection, head: int, pending: Sequence[bytes] = ()) -> None:
-        """Start training a dictionary in the background, from stored payloads and `pending` ones
-        (about to be appended: the log holds `head` + their number once they are); `adopt`
-        stores it. Appends carry on meanwhile with the dictionary they have."""
-        samples = _samples(list(pending) or _stored_sample(conn, self, head))
+    def train_later(self, conn: apsw.Connection, head: int, recent: Sequence[bytes] = ()) -> None:
+        """Start training a dictionary in the background, from `recent` payloads (a bulk append's,
+        already read into memory) or, when they are too few to learn from, from a sample of the
+        stored ones; `head` is the log's size counting them. `adopt` stores it; appends carry on
+        meanwhile with the dictionary they have."""
+        samples = _samples(recent) or _samples(_stored_sample(conn, self, head))
         if samples is not None:
-            self._training = (_training_thread().submit(_train, samples), head + len(pending), len(samples))
+            self._training = (_training_thread().submit(_train, samples), head, len(samples))
 
     def adopt(self, conn: apsw.Connection, now: int) -> int | None:
         """Store a dictionary trained in the background and use it from now on, inside a write

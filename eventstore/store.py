@@ -85,7 +85,7 @@ class Store:
                         hook(tx)
                     head = tx.head()
                     if self.codec.training_due(head):
-                        self.codec.train_later(conn, head)
+                        self.codec.train_later(conn, head, tx.appended_payloads())
         except BaseException:
             self.names.forget()  # names this transaction added are gone with it
             raise

@@ -72,6 +72,10 @@ class Transaction:
             if types is None or event.type in types
         ]
 
+    def appended_payloads(self) -> list[bytes]:
+        """The payloads this transaction has appended so far."""
+        return [event.data for events, *_ in self._appended for event in events]
+
     def appended_range(self) -> tuple[int, int] | None:
         """(first, last) position appended by this transaction, or None."""
         if not self._appended:
@@ -98,7 +102,7 @@ class Transaction:
         codec = self.store.codec
         if len(events) >= FIRST_TRAINING_AT and codec.compress and not codec.has_dictionary():
             # A bulk load into a store without a dictionary: learn one from this batch, in the background.
-            codec.train_later(self._conn, self.head(), [e.data for e in events])
+            codec.train_later(self._conn, self.head() + len(events), [e.data for e in events])
         mark, saved = len(self._appended), {name: s[:] for name, s in self._streams.items()}
         ids = _event_ids(events)
         self._conn.execute("SAVEPOINT append")
@@ -164,7 +168,7 @@ class Transaction:
             return None  # perhaps a retry of events already stored: the caller looks them up
         stream_nos, versions, index_entries = assigned_versions
         client_no, now, conn = self.store._client_no, self.now, self._conn
-        number = self.store.names.numbers(conn, {name for field in _NAMED for name in map(field, events)})
+        number = self.store.names.numbers(conn, set().union(*(map(field, events) for field in _NAMED)))
         for chunk_groups, frames in encoded:
             blocks = [(first + group.start, dict_id, payloads.pack_sizes(sizes[group.start:group.stop]), frame)
                       for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
