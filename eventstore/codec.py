@@ -208,11 +208,12 @@ class Codec:
         return None if zdict is None else self._install(conn, zdict, head, len(samples or ()), now)
 
     def train_later(self, conn: apsw.Connection, head: int, recent: Sequence[bytes] = ()) -> None:
-        """Start training a dictionary in the background, from `recent` payloads (a bulk append's,
-        already read into memory) or, when they are too few to learn from, from a sample of the
-        stored ones; `head` is the log's size counting them. `adopt` stores it; appends carry on
-        meanwhile with the dictionary they have."""
-        samples = _samples(recent) or _samples(_stored_sample(conn, self, head))
+        """Start training a dictionary in the background; `adopt` stores it, and appends carry on
+        meanwhile with the dictionary they have. It learns from `recent` payloads (a bulk
+        append's, in memory already) when they make a full sample or the log has no dictionary
+        yet, else from a sample of the stored ones; `head` is the log's size counting them."""
+        samples = _samples(recent) if len(recent) >= SAMPLES or self._dict_id == 0 else None
+        samples = samples or _samples(_stored_sample(conn, self, head))
         if samples is not None:
             self._training = (_training_thread().submit(_train, samples), head, len(samples))
 
