@@ -69,6 +69,16 @@ def corpus_available() -> str | None:
     return f"transcript corpus not found at {CORPUS_DIR} (../shared/corpus from the repo root)"
 
 
+def corpus_repos() -> list[str]:
+    """The corpus's repositories as the test trees name them (owner__name); one placeholder when
+    the corpus is absent, so a parametrized test still runs and skips with the reason."""
+    if corpus_available() is not None:
+        return ["<corpus missing>"]
+    with (CORPUS_DIR / "MANIFEST.tsv").open(encoding="utf-8") as handle:
+        next(handle)
+        return sorted({row.split("\t")[1].replace("/", "__") for row in handle if "\t" in row})
+
+
 def ccusage_available(cache_dir: Path | None = None) -> str | None:
     """None when ccusage can run (installing it on first use), else the reason to skip."""
     try:

@@ -123,14 +123,6 @@ def usage_json(db: Path, kind: str, *args: str) -> dict[str, Any]:
 # --- ccusage through the whole pipeline ---------------------------------------------
 
 
-def _corpus_repos() -> list[str]:
-    if oracle.corpus_available() is not None:
-        return ["<corpus missing>"]
-    with (oracle.CORPUS_DIR / "MANIFEST.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        return sorted({row.split("\t")[1].replace("/", "__") for row in handle if "\t" in row})
-
-
 @pytest.fixture(scope="module")
 def ccusage() -> None:
     reason = oracle.ccusage_available()
@@ -158,7 +150,7 @@ def compare_daily(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
                                     {row["period"]: row for row in theirs["daily"]})
 
 
-@pytest.mark.parametrize("repo", _corpus_repos())
+@pytest.mark.parametrize("repo", oracle.corpus_repos())
 def test_corpus_daily_report_matches_ccusage(repo: str, corpus_dbs, ccusage: None) -> None:
     tree, db = corpus_dbs[repo]
     worst = compare_daily(usage_json(db, "daily", "--timezone", "UTC"), oracle.run_ccusage(tree))

@@ -41,14 +41,6 @@ COST_REL_TOLERANCE = 1e-6
 TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
 
 
-def _corpus_repos() -> list[str]:
-    if oracle.corpus_available() is not None:
-        return ["<corpus missing>"]
-    with (oracle.CORPUS_DIR / "MANIFEST.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        return sorted({line.split("\t")[1].replace("/", "__") for line in handle if "\t" in line})
-
-
 @pytest.fixture(scope="module")
 def pricing() -> Pricing:
     return load_pricing()
@@ -135,7 +127,7 @@ def compare_with_ccusage(projects: Path, pricing: Pricing) -> float:
 # --- corpus vs ccusage ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("repo", _corpus_repos())
+@pytest.mark.parametrize("repo", oracle.corpus_repos())
 def test_corpus_daily_totals_match_ccusage(
     repo: str, corpus_trees: dict[str, Path], ccusage: None, pricing: Pricing
 ) -> None:
@@ -328,8 +320,7 @@ def test_synthetic_case_matches_ccusage(
     assert compare_with_ccusage(projects, pricing) <= COST_REL_TOLERANCE
 
 
-PRICED_NAMES = [
-    # TRANSCRIPTS.md and the corpus
+TRANSCRIPT_MODELS = (
     "claude-sonnet-4-20250514",
     "claude-opus-4-20250514",
     "claude-opus-4-1-20250805",
@@ -340,6 +331,11 @@ PRICED_NAMES = [
     "claude-opus-4-7",
     "claude-opus-4-8",
     "claude-fable-5",
+)
+"""Models TRANSCRIPTS.md and the corpus name."""
+
+PRICED_NAMES = [
+    *TRANSCRIPT_MODELS,
     "claude-sonnet-4",
     "claude-sonnet-5",
     "claude-opus-5",
@@ -529,18 +525,7 @@ def test_pricing_override_and_fingerprint(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_every_transcripts_model_is_priced(pricing: Pricing) -> None:
-    for model in (
-        "claude-sonnet-4-20250514",
-        "claude-opus-4-20250514",
-        "claude-opus-4-1-20250805",
-        "claude-opus-4-5-20251101",
-        "claude-sonnet-4-5-20250929",
-        "claude-haiku-4-5-20251001",
-        "claude-opus-4-6",
-        "claude-opus-4-7",
-        "claude-opus-4-8",
-        "claude-fable-5",
-    ):
+    for model in TRANSCRIPT_MODELS:
         assert model in pricing.models, model
 
 
