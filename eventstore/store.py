@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from eventstore import payloads, stream_index
+from eventstore import entity_ids, payloads, stream_index
 from eventstore.codec import Codec
 from eventstore.names import Names
 from eventstore.storage import Database, select_in, translated
@@ -176,7 +176,8 @@ class Store:
             strings = self.names.names(conn)  # one small query for a whole page of the feed
             return [
                 Change(
-                    position=r[0], event_id=r[1].hex(), entity=strings[r[2]], entity_id=r[3], op=strings[r[4]],
+                    position=r[0], event_id=r[1].hex(), entity=strings[r[2]], entity_id=entity_ids.text(r[3]),
+                    op=strings[r[4]],
                     version=r[5], client_id=self._client_id(r[6]), recorded_at=r[7],
                 )
                 for r in rows
@@ -227,7 +228,7 @@ class Store:
             return self._events(rows, payloads_, self.names.names(conn))
 
     def _events(self, rows: list[tuple], payloads_: list[bytes], strings: dict[int, str]) -> list[RecordedEvent]:
-        names, clients = self._stream_names, self._client_ids
+        names, clients, entity_text = self._stream_names, self._client_ids, entity_ids.text
         events = []
         for row, data in zip(rows, payloads_):
             (position, event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,
@@ -237,7 +238,7 @@ class Store:
                 schema_version, data = upcasters.upcast(type_, schema_version, data)
             events.append(RecordedEvent(
                 position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no), version, type_,
-                schema_version, strings[entity_no], entity_id, strings[op_no],
+                schema_version, strings[entity_no], entity_text(entity_id), strings[op_no],
                 clients.get(client_no) or self._client_id(client_no), strings[actor_no], occurred_at,
                 recorded_at, causation_id, correlation_id, data,
             ))

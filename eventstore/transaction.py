@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING
 
-from eventstore import errors, payloads, stream_index
+from eventstore import entity_ids, errors, payloads, stream_index
 from eventstore.codec import FIRST_TRAINING_AT
 from eventstore.storage import now_ms, select_in
 from schemas.envelope import OPS, ExpectedVersion, NewEvent, RecordedEvent
@@ -32,14 +32,15 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
-_OTHER_FIELDS = operator.attrgetter("schema_version", "entity_id", "occurred_at", "causation_id", "correlation_id")
+_OTHER_FIELDS = operator.attrgetter("schema_version", "occurred_at", "causation_id", "correlation_id")
+_ENTITY_ID = operator.attrgetter("entity_id")
 _NAMED = tuple(operator.attrgetter(field) for field in ("type", "entity", "op", "actor"))
 """The envelope fields stored as numbers of `names` rows."""
 _INSERT_AT = (
     # A row is _OTHER_FIELDS(event) followed by the name numbers and the columns the store
     # assigns: rows are built in C from column lists.
-    "INSERT INTO events (schema_version, entity_id, occurred_at, causation_id, correlation_id, type_no, entity_no,"
-    " op_no, actor_no, position, event_id, stream_no, version, client_no, recorded_at, dict_id, data, block_id)"
+    "INSERT INTO events (schema_version, occurred_at, causation_id, correlation_id, type_no, entity_no,"
+    " op_no, actor_no, entity_id, position, event_id, stream_no, version, client_no, recorded_at, dict_id, data, block_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
@@ -192,7 +193,7 @@ class Transaction:
             start, stop = chunk_groups[0].start, chunk_groups[-1].stop
             chunk = events[start:stop]
             assigned = zip(*[list(map(number.__getitem__, map(field, chunk))) for field in _NAMED],
-                           range(first + start, first + stop), ids[start:stop], stream_nos[start:stop],
+                           map(entity_ids.stored, map(_ENTITY_ID, chunk)), range(first + start, first + stop), ids[start:stop], stream_nos[start:stop],
                            versions[start:stop], repeat(client_no), repeat(now), dict_ids, stored, block_ids)
             before = conn.total_changes()
             conn.executemany(_INSERT_AT, map(operator.add, map(_OTHER_FIELDS, chunk), assigned))
@@ -323,7 +324,7 @@ class Transaction:
         name = functools.partial(self.store.names.name, self._conn)
         same = (
             self.store._stream_name(stream_no) == event.stream
-            and (name(type_no), schema_version, name(entity_no), entity_id, name(op_no))
+            and (name(type_no), schema_version, name(entity_no), entity_ids.text(entity_id), name(op_no))
             == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
             and (payloads.read(self._conn, self.store.codec, [(position, dict_id, data, block_id)])[0] == event.data
                  or _redacted(self._conn, position))
@@ -352,7 +353,7 @@ class Transaction:
         self._conn.execute(
             _INSERT,
             (_event_id_bytes(event.event_id), stream_no, version, number[event.type], event.schema_version,
-             number[event.entity], event.entity_id, number[event.op], client_no, number[event.actor],
+             number[event.entity], entity_ids.stored(event.entity_id), number[event.op], client_no, number[event.actor],
              event.occurred_at, recorded_at, event.causation_id, event.correlation_id, dict_id, stored),
         )
         if not self._conn.changes():

@@ -8,10 +8,13 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import apsw
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from conftest import new_event
 from eventstore import (
@@ -21,6 +24,7 @@ from eventstore import (
     Store,
     TooNewDatabase,
     WrongExpectedVersion,
+    entity_ids,
 )
 
 
@@ -288,3 +292,31 @@ def test_names_added_by_a_rolled_back_transaction_are_not_reused(store, tmp_path
     rows = store.db.conn.execute("SELECT stream, type, op, entity, actor FROM event_log ORDER BY position").fetchall()
     assert rows == [("b", "other.type", "create", "thing", ""), ("a", "kept.type", "create", "thing", ""),
                     ("c", "never.committed", "create", "thing", "")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()),
+                 st.uuids().map(lambda u: str(u).replace("-", " "))))
+def test_any_entity_id_is_stored_and_read_back_exactly(value):
+    assert entity_ids.text(entity_ids.stored(value)) == value
+
+
+def test_uuid_entity_ids_are_stored_as_16_bytes_and_read_as_text(store):
+    canonical = [str(uuid.uuid4()) for _ in range(40)]
+    others = [canonical[0].upper(), "plain-id", "3577aef7ad4f59d267c71a5a19ef958e"]
+    one = new_event("single", entity_id=canonical[0])
+    positions = store.append([one])
+    bulk = [new_event("bulk", b'{"n": %d}' % i, entity_id=e) for i, e in enumerate(canonical[1:] + others)]
+    positions += store.append(bulk)
+    conn = store.db.conn
+    kinds = dict(conn.execute("SELECT position, typeof(entity_id) || ':' || length(entity_id) FROM events").fetchall())
+    assert [kinds[p] for p in positions[:40]] == ["blob:16"] * 40
+    assert [kinds[p] for p in positions[40:]] == ["text:36", "text:8", "text:32"]
+    expected = canonical + others
+    assert [e.entity_id for e in store.read_all()] == expected
+    assert [c.entity_id for c in store.changes()] == expected
+    assert [row[0] for row in conn.execute("SELECT entity_id FROM event_log ORDER BY position")] == expected
+    # The same event again is a no-op; the same id naming another entity is a conflict.
+    assert store.append([one]) == positions[:1]
+    with pytest.raises(EventIdConflict):
+        store.append([new_event("single", event_id=one.event_id, entity_id=str(uuid.uuid4()))])
