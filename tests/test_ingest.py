@@ -18,7 +18,7 @@ from conftest import REPO, load_generator, run_cli
 from eventstore import Store
 from eventstore.ingest import Ingester
 from eventstore.ingest.quarantine import listing
-from eventstore.ingest.sources import origins
+from eventstore.ingest.sources import RUN_EVENTS, origins
 
 
 def file_pieces(store: Store) -> dict[str, dict[int, bytes]]:
@@ -141,6 +141,18 @@ def test_same_lines_in_several_files_are_stored_once(tmp_path):
         report = Ingester(store).ingest([tmp_path / "p"])
         assert (report.events_appended, report.duplicates) == (2, 4)
         assert len(origins(store.db.conn)) == 6  # provenance keeps every place a line was seen
+
+
+def test_a_long_file_keeps_every_line_in_runs_of_bounded_length(tmp_path):
+    lines = [b'{"type":"user","sessionId":"s1","uuid":"u%d","message":{"content":"%s"}}\n' % (i, b"x" * (i % 97))
+             for i in range(600)]
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "s1.jsonl").write_bytes(b"".join(lines))
+    with Store(tmp_path / "e.db") as store:
+        Ingester(store).ingest([tmp_path / "p"])
+        assert_every_line_kept(store, [tmp_path / "p" / "s1.jsonl"])
+        runs = store.db.conn.execute("SELECT last_position - first_position + 1 FROM line_runs").fetchall()
+        assert sorted(n for (n,) in runs) == [120, RUN_EVENTS, RUN_EVENTS]
 
 
 def test_subagent_layouts_go_to_the_parent_session(tmp_path):
