@@ -7,12 +7,15 @@ Blocks compress about 20% smaller and faster. Small appends (tail, commands) and
 keep a frame of their own in `events.data`. Owns the `blocks` table (sql/0005_blocks.sql).
 
 A block member's row has `block_id` set and an empty `data`; its payload is member
-`position - first_position` of the block, whose `sizes` lists every member's length.
+`position - first_position` of the block, whose `sizes` lists every member's length. A block
+holds up to FRAMES_PER_BLOCK frames side by side (`frames` lists each one's member count and
+length; NULL: one frame), each decoded on its own, so reading one event costs one frame.
 """
 
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
 
@@ -25,6 +28,10 @@ BLOCK_EVENTS = 32
 """Events a block holds at most: bigger blocks leave fewer part-filled pages (the log of the
 500 MB generated tree: 142.3 MB with 16, 134.8 MB with 32, 132.6 MB with 64) but cost more to
 decompress for one event (about 80 KB for 32 transcript lines)."""
+FRAMES_PER_BLOCK = 8
+"""Frames a blocks row holds at most. Every row leaves part of a page empty (about 0.7 KB), so
+fewer, longer rows waste less: the blocks table of the 500 MB generated tree is 82.5 MB with 8
+frames a row, 86.4 MB with one."""
 ALONE_BYTES = 32 * 1024
 """A payload this large is compressed on its own: reading it back should not cost its neighbours."""
 BULK = 32
@@ -33,6 +40,8 @@ BULK = 32
 Encode = Callable[[bytes], tuple[int | None, bytes]]
 Row = tuple[int, int | None, bytes, int | None]
 """(position, dict_id, data, block_id) of an events row."""
+BlockRow = tuple[int, int | None, bytes, bytes | None, bytes]
+"""(first_position, dict_id, sizes, frames, data) of a blocks row."""
 
 
 def runs(sizes: Sequence[int]) -> list[range]:
@@ -63,6 +72,59 @@ def unpack_sizes(packed: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(packed) // 4}I", packed)
 
 
+def pack_frames(frames: Sequence[tuple[int, int]]) -> bytes | None:
+    """(member count, encoded length) of each frame as the `frames` column stores them (NULL for one)."""
+    if len(frames) < 2:
+        return None
+    return struct.pack(f"<{2 * len(frames)}I", *(n for frame in frames for n in frame))
+
+
+def frame_spans(members: int, frames: bytes | None, length: int) -> list[tuple[int, int, int, int]]:
+    """(first member, member stop, start, stop in the data) of each frame of a block."""
+    if frames is None:
+        return [(0, members, 0, length)]
+    numbers = struct.unpack(f"<{len(frames) // 4}I", frames)
+    spans, member, offset = [], 0, 0
+    for count, size in zip(numbers[::2], numbers[1::2]):
+        spans.append((member, member + count, offset, offset + size))
+        member, offset = member + count, offset + size
+    return spans
+
+
+def block_rows(first: int, groups: Sequence[range], encoded: Sequence[tuple[int | None, bytes]],
+               sizes: Sequence[int]) -> tuple[list[BlockRow], list[int | None]]:
+    """The blocks rows for encoded runs of an append whose events start at position `first`, and
+    for each run the index of its row (None: one event, stored in its own events row). Runs that
+    follow each other and share a dictionary go in one row, up to FRAMES_PER_BLOCK of them."""
+    rows: list[BlockRow] = []
+    where: list[int | None] = []
+    frames: list[tuple[int, int]] = []
+    datas: list[bytes] = []
+    start = stop = 0
+    row_dict: int | None = None
+
+    def close() -> None:
+        if frames:
+            rows.append((first + start, row_dict, pack_sizes(sizes[start:stop]), pack_frames(frames), b"".join(datas)))
+            frames.clear()
+            datas.clear()
+
+    for group, (dict_id, data) in zip(groups, encoded):
+        if len(group) == 1:
+            close()
+            where.append(None)
+            continue
+        if not frames or group.start != stop or dict_id != row_dict or len(frames) == FRAMES_PER_BLOCK:
+            close()
+            start, row_dict = group.start, dict_id
+        frames.append((len(group), len(data)))
+        datas.append(data)
+        stop = group.stop
+        where.append(len(rows))
+    close()
+    return rows, where
+
+
 def split(payload: bytes, sizes: Sequence[int]) -> list[bytes]:
     """A block's payload cut back into its members."""
     members, offset = [], 0
@@ -82,31 +144,53 @@ def encoded_runs(codec: Codec, datas: Sequence[bytes], groups: list[range]
 
 
 def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes]:
-    """The original payloads of events rows, decoding each needed block once.
+    """The original payloads of events rows, decoding each needed frame once.
 
-    Rows come in position order, so a block's members are cut out of it as they are met,
-    at offsets summed once per block; members no row asks for are never copied.
+    Members are cut out of a frame at offsets summed once per frame; frames no row asks for are
+    never decoded, and members no row asks for never copied.
     """
     out = codec.decode_many([(dict_id, data) if block_id is None else (None, b"")
                              for _, dict_id, data, block_id in rows])
-    wanted = sorted({block_id for *_, block_id in rows if block_id is not None})
+    wanted: dict[int, list[int]] = {}
+    for position, _, _, block_id in rows:
+        if block_id is not None:
+            wanted.setdefault(block_id, []).append(position)
     if not wanted:
         return out
-    blocks: dict[int, tuple[int, bytes, list[int]]] = {}
-    for start in range(0, len(wanted), 500):
-        ids = wanted[start:start + 500]
-        found = conn.execute(
-            f"SELECT block_id, first_position, dict_id, sizes, data FROM blocks WHERE block_id IN ({','.join('?' * len(ids))})",
-            ids,
-        ).fetchall()
-        decoded = codec.decode_many([(dict_id, data) for _, _, dict_id, _, data in found])
-        for (block_id, first, _, sizes, _), payload in zip(found, decoded):
-            blocks[block_id] = (first, payload, list(accumulate(unpack_sizes(sizes), initial=0)))
+    ids = sorted(wanted)
+    # block_id -> (first position, each frame's first member, its members' offsets, its index in `frames`)
+    layout: dict[int, tuple[int, list[int], list[list[int]], list[int]]] = {}
+    frames: list[tuple[int | None, bytes]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for block_id, first, dict_id, sizes, frame_list, data in conn.execute(
+            f"SELECT block_id, first_position, dict_id, sizes, frames, data FROM blocks"
+            f" WHERE block_id IN ({','.join('?' * len(chunk))})", chunk,
+        ):
+            member_sizes = unpack_sizes(sizes)
+            spans = frame_spans(len(member_sizes), frame_list, len(data))
+            starts = [lo for lo, _, _, _ in spans]
+            offsets: list[list[int]] = [[] for _ in spans]
+            index = [-1] * len(spans)
+            for k in sorted({bisect_right(starts, position - first) - 1 for position in wanted[block_id]}):
+                lo, hi, begin, end = spans[k]
+                offsets[k] = list(accumulate(member_sizes[lo:hi], initial=0))
+                index[k] = len(frames)
+                frames.append((dict_id, data if len(spans) == 1 else data[begin:end]))
+            layout[block_id] = (first, starts, offsets, index)
+    decoded = codec.decode_many(frames)
+    for block_id, (_, starts, offsets, index) in layout.items():
+        for k, i in enumerate(index):
+            if i >= 0 and len(decoded[i]) != offsets[k][-1]:
+                raise ValueError(f"block {block_id}: the frame from member {starts[k]} holds {len(decoded[i])}"
+                                 f" bytes, its members' sizes add up to {offsets[k][-1]}")
     for i, (position, _, _, block_id) in enumerate(rows):
         if block_id is not None:
-            first, payload, offsets = blocks[block_id]
+            first, starts, offsets, index = layout[block_id]
             member = position - first
-            out[i] = payload[offsets[member]:offsets[member + 1]]
+            k = bisect_right(starts, member) - 1
+            cut, m = offsets[k], member - starts[k]
+            out[i] = decoded[index[k]][cut[m]:cut[m + 1]]
     return out
 
 
@@ -135,16 +219,26 @@ def rewrite(conn: apsw.Connection, codec: Codec, replacements: dict[int, bytes],
 
 def reencode_block(conn: apsw.Connection, codec: Codec, block_id: int, encode: Encode,
                    replacements: dict[int, bytes] | None = None) -> None:
-    """Encode a block again (with `encode`), replacing some members' payloads first."""
-    first, dict_id, sizes, data = conn.execute(
-        "SELECT first_position, dict_id, sizes, data FROM blocks WHERE block_id = ?", (block_id,)
+    """Encode a block again (with `encode`), frame by frame, replacing some members' payloads first.
+    Should its frames come back under different dictionaries, all are stored as they are."""
+    first, dict_id, sizes, frame_list, data = conn.execute(
+        "SELECT first_position, dict_id, sizes, frames, data FROM blocks WHERE block_id = ?", (block_id,)
     ).fetchall()[0]
-    members = split(codec.decode(dict_id, data), unpack_sizes(sizes))
+    member_sizes = unpack_sizes(sizes)
+    spans = frame_spans(len(member_sizes), frame_list, len(data))
+    members: list[bytes] = []
+    for lo, hi, begin, end in spans:
+        members += split(codec.decode(dict_id, data[begin:end]), member_sizes[lo:hi])
     for position, payload in (replacements or {}).items():
         members[position - first] = payload
-    new_dict_id, stored = encode(b"".join(members))
-    conn.execute("UPDATE blocks SET dict_id = ?, sizes = ?, data = ? WHERE block_id = ?",
-                 (new_dict_id, pack_sizes([len(m) for m in members]), stored, block_id))
+    plain = [b"".join(members[lo:hi]) for lo, hi, _, _ in spans]
+    encoded = [encode(frame) for frame in plain]
+    if len({new_dict for new_dict, _ in encoded}) > 1:
+        encoded = [(None, frame) for frame in plain]
+    new_frames = pack_frames([(hi - lo, len(frame)) for (lo, hi, _, _), (_, frame) in zip(spans, encoded)])
+    conn.execute("UPDATE blocks SET dict_id = ?, sizes = ?, frames = ?, data = ? WHERE block_id = ?",
+                 (encoded[0][0], pack_sizes([len(m) for m in members]), new_frames,
+                  b"".join(frame for _, frame in encoded), block_id))
 
 
 def register_sql_function(conn: apsw.Connection, codec: Codec) -> None:

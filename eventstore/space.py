@@ -13,6 +13,7 @@ import re
 import msgspec
 import zstandard
 
+from eventstore import payloads
 from eventstore.codec import SMALLEST_COMPRESSED
 from eventstore.storage import migrations
 from eventstore.store import Store
@@ -60,9 +61,9 @@ def stats(store: Store) -> Stats:
             events += 1
             stored += len(data)
             raw += len(data) if dict_id is None else zstandard.frame_content_size(data)
-        for dict_id, data in conn.execute("SELECT dict_id, data FROM blocks"):
-            stored += len(data)
-            raw += len(data) if dict_id is None else zstandard.frame_content_size(data)
+        for sizes, stored_bytes in conn.execute("SELECT sizes, length(data) FROM blocks"):
+            stored += stored_bytes
+            raw += sum(payloads.unpack_sizes(sizes))
         kinds = dict(conn.execute("SELECT name, type FROM sqlite_schema"))
         tables = [
             TableSize(name=name, kind=kinds.get(name, "internal"), bytes=size)

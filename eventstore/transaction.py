@@ -44,7 +44,7 @@ _INSERT_AT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
-_INSERT_BLOCK = "INSERT INTO blocks (first_position, dict_id, sizes, data) VALUES (?, ?, ?, ?)"
+_INSERT_BLOCK = "INSERT INTO blocks (first_position, dict_id, sizes, frames, data) VALUES (?, ?, ?, ?, ?)"
 
 
 class Transaction:
@@ -171,21 +171,19 @@ class Transaction:
         client_no, now, conn = self.store._client_no, self.now, self._conn
         number = self.store.names.numbers(conn, set().union(*(map(field, events) for field in _NAMED)))
         for chunk_groups, frames in encoded:
-            blocks = [(first + group.start, dict_id, payloads.pack_sizes(sizes[group.start:group.stop]), frame)
-                      for group, (dict_id, frame) in zip(chunk_groups, frames) if len(group) > 1]
+            block_rows, where = payloads.block_rows(first, chunk_groups, frames, sizes)
             block_id = 0
-            if blocks:
-                conn.executemany(_INSERT_BLOCK, blocks)
-                block_id = conn.last_insert_rowid() - len(blocks)
+            if block_rows:
+                conn.executemany(_INSERT_BLOCK, block_rows)
+                block_id = conn.last_insert_rowid() - len(block_rows) + 1
             dict_ids: list[int | None] = []
             stored: list[bytes] = []
             block_ids: list[int | None] = []
-            for group, (dict_id, frame) in zip(chunk_groups, frames):
-                if len(group) > 1:
-                    block_id += 1
+            for group, (dict_id, frame), row in zip(chunk_groups, frames, where):
+                if row is not None:
                     dict_ids += [None] * len(group)
                     stored += [b""] * len(group)
-                    block_ids += [block_id] * len(group)
+                    block_ids += [block_id + row] * len(group)
                 else:
                     dict_ids.append(dict_id)
                     stored.append(frame)

@@ -215,6 +215,28 @@ def test_sql_function_reads_payloads_from_frames_and_blocks(store):
     assert stored < sum(map(len, payloads)) / 5
 
 
+def test_blocks_hold_several_frames_and_any_one_event_reads_back(store):
+    import random
+
+    from eventstore.check import check
+
+    rng = random.Random(5)
+    payloads = [rng.choice([b'{"n":%d,"t":"%s"}' % (i, b"ab" * rng.randrange(400)),
+                            b'{"big":"%s"}' % (b"%d " % i * 9000)]) if i % 97 == 0 else
+                b'{"n":%d,"t":"%s"}' % (i, b"xy" * rng.randrange(600)) for i in range(2000)]
+    positions = store.append([new_event(f"s{i % 5}", p) for i, p in enumerate(payloads)])
+    conn = store.db.conn
+    frames = [f for (f,) in conn.execute("SELECT frames FROM blocks")]
+    assert any(f is not None and len(f) > 8 for f in frames), "some rows hold several frames"
+    assert conn.execute("SELECT count(*) FROM events WHERE block_id IS NULL AND length(data) > 0").fetchall()[0][0]
+    assert [e.data for e in store.read_all()] == payloads
+    for i in rng.sample(range(2000), 200):  # one event at a time: only its frame is decoded
+        assert store.get(positions[i]).data == payloads[i]
+    assert [e.data for e in store.read_stream("s3")] == payloads[3::5]
+    report = check(store, deep=True)
+    assert report.ok, report.problems
+
+
 def test_read_stream_finds_interleaved_and_consecutive_runs_from_any_version(store):
     bulk = [new_event(f"s{i % 3}", b'{"n":%d}' % i) for i in range(300)]  # streams interleaved in blocks
     store.append(bulk)
