@@ -163,20 +163,22 @@ def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes
     frames: list[tuple[int | None, bytes]] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        for block_id, first, dict_id, sizes, frame_list, data in conn.execute(
-            f"SELECT block_id, first_position, dict_id, sizes, frames, data FROM blocks"
+        for block_id, first, dict_id, sizes, frame_list, length in conn.execute(
+            f"SELECT block_id, first_position, dict_id, sizes, frames, length(data) FROM blocks"
             f" WHERE block_id IN ({','.join('?' * len(chunk))})", chunk,
         ):
             member_sizes = unpack_sizes(sizes)
-            spans = frame_spans(len(member_sizes), frame_list, len(data))
+            spans = frame_spans(len(member_sizes), frame_list, length)
             starts = [lo for lo, _, _, _ in spans]
             offsets: list[list[int]] = [[] for _ in spans]
             index = [-1] * len(spans)
-            for k in sorted({bisect_right(starts, position - first) - 1 for position in wanted[block_id]}):
-                lo, hi, begin, end = spans[k]
-                offsets[k] = list(accumulate(member_sizes[lo:hi], initial=0))
-                index[k] = len(frames)
-                frames.append((dict_id, data if len(spans) == 1 else data[begin:end]))
+            with conn.blob_open("main", "blocks", "data", block_id, False) as blob:  # only the frames needed
+                for k in sorted({bisect_right(starts, position - first) - 1 for position in wanted[block_id]}):
+                    lo, hi, begin, end = spans[k]
+                    offsets[k] = list(accumulate(member_sizes[lo:hi], initial=0))
+                    index[k] = len(frames)
+                    blob.seek(begin)
+                    frames.append((dict_id, blob.read(end - begin)))
             layout[block_id] = (first, starts, offsets, index)
     decoded = codec.decode_many(frames)
     for block_id, (_, starts, offsets, index) in layout.items():
