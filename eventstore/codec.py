@@ -221,7 +221,7 @@ class Codec:
 
     def train(self, conn: apsw.Connection, head: int, now: int) -> int | None:
         """Train a dictionary from a sample of stored payloads and use it, inside a write transaction."""
-        samples = _enough(_stored_samples(conn, self, head))
+        samples = _enough(_samples(_stored_samples(conn, self, head)))
         zdict = _train(samples) if samples else None
         return None if zdict is None else self._install(conn, zdict, head, len(samples or ()), now)
 
@@ -231,7 +231,7 @@ class Codec:
         append's, in memory already) when they make a full sample or the log has no dictionary
         yet, else from a sample of the stored ones; `head` is the log's size counting them."""
         samples = _enough(_samples(recent)) if _full_sample(recent) or self._dict_id == 0 else None
-        samples = samples or _enough(_stored_samples(conn, self, head))
+        samples = samples or _enough(_samples(_stored_samples(conn, self, head)))
         if samples is not None:
             self._training = (_training_thread().submit(_train, samples), head, len(samples))
 
