@@ -271,11 +271,11 @@ def _head(conn: apsw.Connection) -> int:
 def _stored_samples(conn: apsw.Connection, codec: Codec, head: int) -> list[bytes]:
     """Stored payloads to sample from: SAMPLES runs of a block's worth of neighbours from random
     places in the log, in log order (a run shares its blocks, so it costs little to read however
-    large the log)."""
+    large the log). The places depend only on `head`: the same log trains the same dictionary."""
     from eventstore.payloads import BLOCK_EVENTS, read_positions  # payloads builds on this module
 
     run = BLOCK_EVENTS
-    starts = random.sample(range(head // run), min(SAMPLES, head // run)) or [0]
+    starts = random.Random(head).sample(range(head // run), min(SAMPLES, head // run)) or [0]
     wanted = [p for k in sorted(starts) for p in range(k * run + 1, min((k + 1) * run, head) + 1)]
     return [payload for payload in read_positions(conn, codec, wanted).values() if payload]
 

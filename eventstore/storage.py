@@ -40,6 +40,14 @@ def use_small_pages(conn: apsw.Connection) -> None:
     conn.execute(f"PRAGMA page_size = {PAGE_SIZE:d}")
 
 
+def use_incremental_vacuum(conn: apsw.Connection) -> None:
+    """New databases keep a map of their pages (auto_vacuum = INCREMENTAL), so that the pages a
+    bulk build frees (full-text segments merged away: about 1 MB after ingesting the 500 MB
+    generated tree) can go back to the file system (`Database.release_free_pages`). A database
+    created without it keeps its mode until `eventstore compact` rebuilds it."""
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+
+
 def use_wal(conn: apsw.Connection) -> None:
     """WAL: readers never block the writer and the writer never blocks readers."""
     conn.execute("PRAGMA journal_mode = WAL").fetchall()
@@ -81,6 +89,7 @@ def use_large_cache(conn: apsw.Connection) -> None:
 SETTINGS: tuple[Callable[[apsw.Connection], None], ...] = (
     use_busy_timeout,
     use_small_pages,
+    use_incremental_vacuum,
     use_wal,
     use_large_wal,
     use_synchronous_normal,
@@ -203,6 +212,17 @@ class Database:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+
+    def release_free_pages(self) -> int:
+        """Give the database's free pages back to the file system (databases created with
+        incremental auto-vacuum; others keep them for reuse). Returns how many were released."""
+        with self.write() as conn:
+            if conn.execute("PRAGMA auto_vacuum").fetchall()[0][0] != 2:
+                return 0
+            free = conn.execute("PRAGMA freelist_count").fetchall()[0][0]
+            if free:
+                conn.execute("PRAGMA incremental_vacuum").fetchall()
+            return free
 
     @contextlib.contextmanager
     def read(self) -> Iterator[apsw.Connection]:

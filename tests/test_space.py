@@ -49,3 +49,37 @@ def test_stats_json_shape(tmp_path):
     assert doc["events"] == 50 and doc["raw_bytes"] == sum(len(transcript_like(i)) for i in range(50))
     names = {t["name"] for t in doc["tables"]}
     assert "events" in names and all(t["bytes"] > 0 for t in doc["tables"] if t["name"] == "events")
+
+
+def test_free_pages_go_back_to_the_file_system(tmp_path):
+    db = tmp_path / "e.db"
+    with Store(db) as store:
+        assert store.db.conn.execute("PRAGMA auto_vacuum").fetchall() == [(2,)]  # incremental, from creation
+        with store.db.write() as conn:  # a read model's scratch table: filled, then emptied
+            conn.execute("CREATE TABLE scratch (x BLOB)")
+            conn.executemany("INSERT INTO scratch VALUES (?)", [(bytes(3000),) for _ in range(500)])
+        with store.db.write() as conn:
+            conn.execute("DROP TABLE scratch")
+        free = store.db.conn.execute("PRAGMA freelist_count").fetchall()[0][0]
+        assert free > 300
+        pages = store.db.conn.execute("PRAGMA page_count").fetchall()[0][0]
+        assert store.db.release_free_pages() == free
+        assert store.db.conn.execute("PRAGMA freelist_count").fetchall()[0][0] == 0
+        assert store.db.conn.execute("PRAGMA page_count").fetchall()[0][0] == pages - free
+
+
+def test_compact_gives_an_older_database_incremental_vacuum(tmp_path, monkeypatch):
+    from eventstore import storage
+
+    db = tmp_path / "old.db"
+    with monkeypatch.context() as m:  # a database from before the setting existed
+        m.setattr(storage, "SETTINGS", tuple(s for s in storage.SETTINGS if s is not storage.use_incremental_vacuum))
+        with Store(db) as store:
+            store.append([new_event("a", transcript_like(i)) for i in range(50)])
+    with Store(db) as store:  # the setting alone cannot change an existing file
+        assert store.db.conn.execute("PRAGMA auto_vacuum").fetchall() == [(0,)]
+        assert store.db.release_free_pages() == 0
+    run_cli("compact", db=db)
+    with Store(db) as store:
+        assert store.db.conn.execute("PRAGMA auto_vacuum").fetchall() == [(2,)]
+        assert [e.data for e in store.read_all()] == [transcript_like(i) for i in range(50)]

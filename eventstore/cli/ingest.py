@@ -91,6 +91,7 @@ def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
         else:
             report = _ingest_with_progress(store, chosen)
         _catch_up_projections(store)
+        store.db.release_free_pages()
     for message in report.warnings:
         warn(message)
     if as_json:

@@ -39,6 +39,7 @@ def compact(as_json: bool, db: str | None) -> None:
     with open_store(db) as store:
         schedule_compression(store)
         report = compress_payloads(store)
+        store.db.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # an older database adopts it as it is rebuilt
         store.db.conn.execute("VACUUM")
     if as_json:
         emit_json(report)
