@@ -257,21 +257,18 @@ def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agent
     """One user or assistant line (a `schemas.lean.Line`, or `_Line` for odd ones)."""
     side = line.isSidechain is True
     uuid = line.uuid
-    if side:
-        if acc.cwd_side is None:
-            cwd = line.cwd
-            if type(cwd) is str and cwd:
+    if (acc.cwd_side if side else acc.cwd_main) is None:
+        cwd = line.cwd
+        if type(cwd) is str and cwd:
+            if side:
                 acc.cwd_side = cwd
-        branch = line.gitBranch
-        if type(branch) is str and branch:
-            acc.branch_side = branch
-    else:
-        if acc.cwd_main is None:
-            cwd = line.cwd
-            if type(cwd) is str and cwd:
+            else:
                 acc.cwd_main = cwd
-        branch = line.gitBranch
-        if type(branch) is str and branch:
+    branch = line.gitBranch
+    if type(branch) is str and branch:
+        if side:
+            acc.branch_side = branch
+        else:
             acc.branch_main = branch
     if type(uuid) is str and uuid:
         keys.append((key(uuid), session))

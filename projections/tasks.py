@@ -188,29 +188,21 @@ class TasksProjection:
                 fold.person(event)
 
 
-def _calls_tool(line: lean.Line) -> bool:
-    """Whether an assistant line may call TodoWrite, TaskCreate or TaskUpdate (a string
-    content holds no tool use)."""
+def _blocks(line: lean.Line) -> list[lean.Block]:
+    """A line's content blocks (none for a string content)."""
     message = line.message
     content = message.content if message is not None else None
-    if type(content) is not list:
-        return False
-    for block in content:
-        if block.name in _TOOLS:
-            return True
-    return False
+    return content if type(content) is list else []
+
+
+def _calls_tool(line: lean.Line) -> bool:
+    """Whether an assistant line may call TodoWrite, TaskCreate or TaskUpdate."""
+    return any(block.name in _TOOLS for block in _blocks(line))
 
 
 def _answers(line: lean.Line, pending: set[str]) -> bool:
     """Whether a user line holds the result of a tool use waiting for it."""
-    message = line.message
-    content = message.content if message is not None else None
-    if type(content) is not list:
-        return False
-    for block in content:
-        if block.tool_use_id in pending:
-            return True
-    return False
+    return any(block.tool_use_id in pending for block in _blocks(line))
 
 
 class _Fold:
