@@ -174,7 +174,7 @@ def key(uuid: str) -> int:
 
 
 def _is_tool_result(content: object) -> bool:
-    if not isinstance(content, list) or not content:
+    if type(content) not in (tuple, list) or not content:
         return False
     return all(block.type == "tool_result" for block in content)
 
@@ -216,7 +216,7 @@ class SessionsProjection:
         agents: set[tuple[str, str]] = set()
         models: set[tuple[str, str]] = set()
         titles: list[tuple[int, str, int | None, str]] = []
-        decode = lean.line  # shared with the other projections reading the same payloads
+        assistant, user = lean.assistant, _LINE.decode  # assistant lines: shared with usage
         skip = len(SESSION_STREAM_PREFIX)
         stream = acc = session = None
         for event in events:
@@ -240,13 +240,14 @@ class SessionsProjection:
             type_ = event.type
             if type_ in _LINE_TYPES:
                 data = event.data
-                line = decode(data)
-                if line is None:  # an odd line: the tolerant decoders
+                is_assistant = type_ == "claude.assistant"
+                line = assistant(data) if is_assistant else None
+                if line is None:
                     try:
-                        line = _LINE.decode(data)
+                        line = user(data)
                     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                        line = _line(data)
-                _fold_line(line, type_ == "claude.assistant", session, acc, keys, agents, models)
+                        line = _line(data)  # an odd line: the tolerant decoder
+                _fold_line(line, is_assistant, session, acc, keys, agents, models)
             elif type_ in _TITLE_TYPES:
                 _fold_title(event, session, titles)
         if accs:
@@ -254,7 +255,7 @@ class SessionsProjection:
 
 
 def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
-    """One user or assistant line (a `schemas.lean.Line`, or `_Line` for odd ones)."""
+    """One user or assistant line (`schemas.lean.User` or `.Assistant`, or `_Line` for odd ones)."""
     side = line.isSidechain is True
     uuid = line.uuid
     if (acc.cwd_side if side else acc.cwd_main) is None:

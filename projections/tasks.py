@@ -30,7 +30,6 @@ import msgspec
 
 from eventstore.feed import iso
 from schemas import tasks as task_events
-from schemas import lean
 from schemas.envelope import RecordedEvent
 from schemas.transcript_events import session_of_stream
 
@@ -42,7 +41,6 @@ _ASSISTANT, _USER = "claude.assistant", "claude.user"
 _TOOL_MARKER = re.compile(rb'"(?:TodoWrite|TaskCreate|TaskUpdate)"')
 _TOOL_USE_ID = re.compile(rb'"tool_use_id"\s*:\s*"([^"\\]+)"')
 _TASK_TOOLS = ("TaskCreate", "TaskUpdate")
-_TOOLS = frozenset(("TodoWrite", *_TASK_TOOLS))
 _CREATED_TEXT = re.compile(r"Task #(\w+) created")
 
 DDL = """
@@ -163,46 +161,17 @@ class TasksProjection:
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of events into the task rows and their history."""
         fold = _Fold(tx, prefix)
-        marker, pending, decode = _TOOL_MARKER.search, fold.pending, lean.line
+        marker, pending = _TOOL_MARKER.search, fold.pending
         for event in events:
             type_ = event.type
             if type_ == _ASSISTANT:
-                # The shared lean decode (made already for sessions and usage) names each block's
-                # tool; without it, one C scan spares decoding every other response.
-                line = decode(event.data)
-                if line is None:
-                    if marker(event.data):
-                        fold.assistant(event)
-                elif _calls_tool(line):
+                if marker(event.data):  # one C scan spares decoding every other response
                     fold.assistant(event)
             elif type_ == _USER:
-                if pending:
-                    line = decode(event.data)
-                    if line is None:
-                        answers = not pending.isdisjoint(_TOOL_USE_ID.findall(event.data))
-                    else:
-                        answers = _answers(line, fold.pending_ids)
-                    if answers:
-                        fold.tool_results(event)
+                if pending and not pending.isdisjoint(_TOOL_USE_ID.findall(event.data)):
+                    fold.tool_results(event)
             elif type_ in task_events.TYPES:
                 fold.person(event)
-
-
-def _blocks(line: lean.Line) -> list[lean.Block]:
-    """A line's content blocks (none for a string content)."""
-    message = line.message
-    content = message.content if message is not None else None
-    return content if type(content) is list else []
-
-
-def _calls_tool(line: lean.Line) -> bool:
-    """Whether an assistant line may call TodoWrite, TaskCreate or TaskUpdate."""
-    return any(block.name in _TOOLS for block in _blocks(line))
-
-
-def _answers(line: lean.Line, pending: set[str]) -> bool:
-    """Whether a user line holds the result of a tool use waiting for it."""
-    return any(block.tool_use_id in pending for block in _blocks(line))
 
 
 class _Fold:

@@ -1,9 +1,11 @@
-"""One lean decode of a transcript line, shared by every projection that reads it in a batch.
+"""One lean decode of an assistant line, shared by the projections that read it in a batch.
 
-A replay hands the same payload bytes to several projections (sessions, usage, tasks); each
-decoding its own struct of the line costs a full scan of the bytes per projection. `line`
-decodes the union of the few fields they read once, and remembers the result for the bytes
-object it came from, so the next projection given the same event gets it for free.
+A replay hands the same payload bytes to several projections; sessions and usage both read
+every assistant line, and each decoding its own struct of it costs a full scan of the bytes
+per projection. `assistant` decodes the union of the few fields they read once, and remembers
+the result for the bytes object it came from, so the next projection given the same event
+gets it for free. The line's content is not decoded (neither needs it). (User lines are read
+by sessions alone: sharing them would cost the memo more than it saves.)
 
 The memo cannot go stale: it is keyed by the identity of the `data` object and holds a
 reference to it (an identity is never reused while its object is alive), and it is bounded
@@ -17,11 +19,12 @@ each reader then takes its own tolerant path. msgspec types only, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["Block", "CacheCreation", "Line", "Message", "Usage", "line"]
+__all__ = ["Assistant", "AssistantMessage", "CacheCreation", "Usage", "assistant"]
 
 GENERATION = 8_192
 """Entries per memo generation: more than the lines of one runner batch (5,000 events)."""
@@ -43,28 +46,18 @@ class Usage(msgspec.Struct, gc=False):
     speed: Literal["standard", "fast"] | None = None
 
 
-class Block(msgspec.Struct, gc=False):
-    """A content block: its kind, the tool a tool_use calls, the tool use a tool_result answers."""
-
-    type: Any = None
-    name: Any = None
-    tool_use_id: Any = None
-
-
-class Message(msgspec.Struct, gc=False):
+class AssistantMessage(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     usage: Usage | None = None
-    content: str | list[Block] | None = None
 
 
-class Line(msgspec.Struct, gc=False):
-    """The fields of a user, assistant or progress record that the built-in projections read."""
+class Assistant(msgspec.Struct, gc=False):
+    """The fields of an assistant record that the built-in projections read (not its content)."""
 
     uuid: Any = None
     parentUuid: Any = None
     isSidechain: bool | None = None
-    isMeta: Any = None
     agentId: Any = None
     cwd: Any = None
     gitBranch: Any = None
@@ -74,28 +67,37 @@ class Line(msgspec.Struct, gc=False):
     requestId: str | None = None
     costUSD: float | None = None
     isApiErrorMessage: bool | None = None
-    message: Message | None = None
+    message: AssistantMessage | None = None
 
 
-_decode = msgspec.json.Decoder(Line).decode
-_current: dict[int, tuple[bytes, Line | None]] = {}
-_previous: dict[int, tuple[bytes, Line | None]] = {}
+def _memo(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """`decode` remembered by the identity of the bytes (held), in two bounded generations.
+
+    The bytes and the decoded values sit in dicts of their own, never in tuples: neither holds
+    an object the garbage collector tracks, so a memo of thousands of lines costs it nothing.
+    """
+    held: list[dict[int, bytes]] = [{}, {}]  # current generation, previous one
+    values: list[dict[int, Any]] = [{}, {}]
+
+    def remembered(data: bytes) -> Any:
+        key = id(data)
+        if held[0].get(key) is data:
+            return values[0][key]
+        if held[1].get(key) is data:
+            return values[1][key]
+        try:
+            decoded = decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            decoded = None
+        if len(held[0]) >= GENERATION:
+            held[1], held[0] = held[0], {}
+            values[1], values[0] = values[0], {}
+        held[0][key] = data
+        values[0][key] = decoded
+        return decoded
+
+    return remembered
 
 
-def line(data: bytes) -> Line | None:
-    """The lean decode of a line's bytes; None when they are not a record of these types."""
-    global _current, _previous
-    key = id(data)
-    hit = _current.get(key)
-    if hit is None:
-        hit = _previous.get(key)
-    if hit is not None and hit[0] is data:
-        return hit[1]
-    try:
-        decoded = _decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        decoded = None
-    if len(_current) >= GENERATION:
-        _previous, _current = _current, {}
-    _current[key] = (data, decoded)
-    return decoded
+assistant = _memo(msgspec.json.Decoder(Assistant).decode)
+"""`assistant(data)`: the lean decode of an assistant line (None when these types reject it)."""
