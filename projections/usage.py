@@ -54,6 +54,7 @@ from schemas.transcript_events import OTHER, SESSION_STREAM_PREFIX, SHARED_LINE_
 __all__ = ["PricingUnavailable", "UsageProjection", "record_entries", "session_totals"]
 
 _BUCKET_MS = BUCKET_SECONDS * 1000
+_ASSISTANT = "claude.assistant"
 
 DDL = """
 -- One row per API response (dedupe slot): the copy kept so far. Compact: the session and model
@@ -90,7 +91,7 @@ CREATE TABLE {p}usage_buckets (
     PRIMARY KEY (bucket, model)
 ) WITHOUT ROWID;
 
--- Per session and model (a "pair"), numbered in log order of the first copy read for it; a pair
+-- Per session and model (a "pair"), numbered in log order of the first copy kept for it; a pair
 -- whose copies were all replaced by other pairs' keeps its row, with entries = 0.
 CREATE TABLE {p}usage_sessions (
     pair           INTEGER PRIMARY KEY,
@@ -139,6 +140,7 @@ class _Copy(msgspec.Struct, gc=False):
     unpriced: int = 0
     stored_pico: int = -1       # cost_pico as the table holds it (copies loaded from it)
     pair: int = 0               # its usage_sessions row (copies loaded from the table)
+    source: tuple[bytes, str | None] | None = None  # (payload, stream's session) while its nulls are unchecked
 
     # What projections.pricing.cost reads.
     @property
@@ -196,7 +198,7 @@ class UsageProjection:
     """Usage and cost: deduplicated API responses, 15-minute buckets per model, per-session totals."""
 
     name = NAME
-    handles = frozenset(("claude.assistant", "claude.progress", OTHER))
+    handles = frozenset((_ASSISTANT, "claude.progress", OTHER))
     inline = True
     """Inline: the appended payloads are already in memory, so ingestion pays no decompression."""
     tables = ("usage_entries", "usage_buckets", "usage_sessions")
@@ -224,7 +226,7 @@ class UsageProjection:
         """Fold a batch of events into the kept copies and the aggregates."""
         found: list[_Copy] = []
         keys = _Keys()
-        decode = lean.line
+        decode = lean.assistant
         for event in events:
             data = event.data
             if USAGE_MARKER not in data:
@@ -234,8 +236,9 @@ class UsageProjection:
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
             stream = event.stream
             session = stream[_SESSION_SKIP:] if stream.startswith(SESSION_STREAM_PREFIX) else None
-            copy = None if has_rejected_null(data) else _typed_copy(decode(data), session, keys)
+            copy = _typed_copy(decode(data), session, keys) if event.type == _ASSISTANT else None
             if copy is not None:
+                copy.source = (data, session)  # checked for rejected nulls only if it is ever kept
                 found.append(copy)
                 continue
             for entry in record_entries(data):  # the general path, for everything the typed one leaves
@@ -293,7 +296,7 @@ def _ms(timestamp: str) -> int | None:
     return ms
 
 
-def _typed_copy(line: lean.Line | None, session: str | None, keys: _Keys) -> _Copy | None:
+def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -> _Copy | None:
     """The copy in a well-formed assistant record, exactly as usage_decode's typed path reads it;
     None: let the general path decide."""
     if line is None:
@@ -379,17 +382,31 @@ class _Batch:
                                      stored_pico=pico, pair=pair))
         next_slot = tx.execute(f"SELECT coalesce(max(slot), 0) + 1 FROM {p}usage_entries")[0][0]
         slots, exact, changed, stored, pricing = self.slots, self.exact, self.changed, self.stored, self.pricing
-        for new in found:
+        kept_order: list[_Copy] = []  # copies that were kept at some point, in log order
+        found.reverse()
+        while found:
+            new = found.pop()
             kept = None
             if new.id_key is not None:
                 number = exact.get(new.request_key)
                 kept = slots[number] if number is not None else self._sidechain_match(new)
+            if kept is not None and not new.better_than(kept, pricing):
+                continue
+            if new.source is not None:
+                # A copy from the typed path counts only if no key ccusage rejects is null in its
+                # line; checked now, as most copies lose to the one kept and never need it.
+                (data, session), new.source = new.source, None
+                if has_rejected_null(data):
+                    keys = _Keys()
+                    found.extend(reversed([_entry_copy(entry, session, keys) for entry in record_entries(data)]))
+                    continue
+            kept_order.append(new)
             if kept is None:
                 new.slot = next_slot
                 next_slot += 1
                 self._remember(new)
                 changed.add(new.slot)
-            elif new.better_than(kept, pricing):
+            else:
                 number = new.slot = kept.slot
                 if number not in changed:
                     stored[number] = kept
@@ -397,7 +414,7 @@ class _Batch:
                 del exact[kept.request_key]
                 slots[number] = new
                 exact[new.request_key] = number
-        self._write(found)
+        self._write(kept_order)
 
     def _remember(self, copy: _Copy) -> None:
         self.slots[copy.slot] = copy
@@ -413,10 +430,11 @@ class _Batch:
                 return kept
         return None
 
-    def _write(self, found: list[_Copy]) -> None:
+    def _write(self, kept_order: list[_Copy]) -> None:
         tx, p, pricing = self.tx, self.p, self.pricing
-        # Every pair read gets its number in log order, kept or not, so any batch split numbers alike.
-        pairs = list(dict.fromkeys((copy.session, copy.model) for copy in found))
+        # Pairs are numbered in log order of the copies that were ever kept (the same copies
+        # whatever the batch split: the fold is the same), so any split numbers alike.
+        pairs = list(dict.fromkeys((copy.session, copy.model) for copy in kept_order))
         tx.executemany(f"INSERT OR IGNORE INTO {p}usage_sessions (session, model) VALUES (?, ?)", pairs)
         numbers = {(session, model): pair for pair, session, model in tx.execute(
             f"SELECT s.pair, s.session, s.model FROM json_each(?) j JOIN {p}usage_sessions s"
