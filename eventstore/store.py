@@ -278,3 +278,69 @@ class Store:
                 client_id = uuid.uuid4().hex
                 conn.execute("INSERT INTO meta (key, value) VALUES ('client_id', ?)", (client_id,))
             return client_id, client_number(conn, client_id)
+
+
+class BatchReader:
+    """Reads the log in batches for a replay, one batch ahead.
+
+    `read(after)` returns what `Store.read_all(after, limit, ...)` would, and before returning
+    it fetches the following batch's rows and hands their zstd frames to a worker thread
+    (`payloads.read_later`), so they decompress while the caller applies this batch. Call it
+    inside the caller's transaction: a batch fetched in an earlier one is used only when it was
+    full (later appends cannot change a full batch; a short one is read again).
+    """
+
+    def __init__(self, store: Store, limit: int, *, types: Collection[str] | None = None,
+                 payload_types: Collection[str] | None = None) -> None:
+        self.store, self.limit = store, limit
+        self.types = None if types is None else list(types)
+        self.payload_types = payload_types
+        self._next: tuple[int, list[tuple], Callable[[], list[bytes]]] | None = None
+        self._decompressors: dict[int, object] = {}
+
+    def read(self, after: int) -> list[RecordedEvent]:
+        ahead, self._next = self._next, None
+        if ahead is not None and ahead[0] == after and len(ahead[1]) == self.limit:
+            rows, finish = ahead[1], ahead[2]
+        else:
+            if ahead is not None:
+                ahead[2]()  # let the worker finish what it was given
+            rows, finish = self._start(after)
+        if len(rows) == self.limit:
+            following = rows[-1][0]
+            self._next = (following, *self._start(following))
+        store = self.store
+        conn = store.db.conn
+        payloads_ = finish()
+        try:
+            return store._events(rows, payloads_, store.names.strings(conn))
+        except KeyError:  # a name another writer added since the cache was filled
+            return store._events(rows, payloads_, store.names.names(conn))
+
+    def close(self) -> None:
+        """Wait for the worker to finish what it was given."""
+        ahead, self._next = self._next, None
+        if ahead is not None:
+            ahead[2]()
+
+    def _start(self, after: int) -> tuple[list[tuple], Callable[[], list[bytes]]]:
+        store = self.store
+        conn = store.db.conn
+        sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
+        params: list[object] = [after]
+        if self.types is not None:
+            numbers = store.names.known(conn, self.types)
+            sql += f" AND type_no IN ({','.join('?' * len(numbers))})"
+            params.extend(numbers)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(self.limit)
+        with store.db.read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+            payload_types = self.payload_types
+            wanted = None if payload_types is None else set(store.names.known(conn, payload_types))
+            located = [
+                (row[0], row[15], row[16], row[17]) if wanted is None or row[4] in wanted
+                else (row[0], None, b"", None)
+                for row in rows
+            ]
+            return rows, payloads.read_later(conn, located, self._decompressors)

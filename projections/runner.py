@@ -38,7 +38,7 @@ import msgspec
 
 from eventstore.errors import EventStoreError
 from eventstore.storage import translated
-from eventstore.store import Store
+from eventstore.store import BatchReader, Store
 from eventstore.transaction import Transaction
 from projections.base import ENTRY_POINT_GROUP, Projection, payload_types
 from schemas.envelope import RecordedEvent
@@ -390,36 +390,45 @@ class Runner:
         started = time.perf_counter()
         with self._rebuild_lock():
             generation = self._start_rebuild(chosen)
-            prefix = f"r{generation}_"
-            after = 0
-            total = 0
-            while True:
-                with self.store.transaction() as tx:
-                    head = tx.head()
-                    events = self._read(chosen, after)
-                    total += len(events)
-                    done = len(events) < self.batch_size
-                    upto = head if done else events[-1].position
-                    for projection in chosen:
-                        self._apply(tx, projection, _handled(projection, events), prefix, generation)
-                    if done:
-                        self._swap(tx, chosen, generation, upto)
-                    else:
-                        tx.execute(
-                            "UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
-                            (upto, tx.now, generation),
-                        )
-                after = upto
-                if progress is not None:
-                    progress(after, max(after, head))
-                if done:
-                    break
+            reader = self._reader(chosen)
+            try:
+                total = self._rebuild_batches(chosen, reader, generation, progress)
+            finally:
+                reader.close()
         seconds = time.perf_counter() - started
         return ReplayReport(
             events=total, seconds=round(seconds, 3),
             events_per_second=round(total / seconds, 1) if seconds > 0 else 0.0,
             projections=[p.name for p in chosen],
         )
+
+    def _rebuild_batches(self, chosen: list[Projection], reader: BatchReader, generation: int,
+                         progress: Callable[[int, int], None] | None) -> int:
+        """Apply the log to the new tables batch by batch, then swap them in; returns the events read."""
+        prefix = f"r{generation}_"
+        after = 0
+        total = 0
+        while True:
+            with self.store.transaction() as tx:
+                head = tx.head()
+                events = reader.read(after)
+                total += len(events)
+                done = len(events) < self.batch_size
+                upto = head if done else events[-1].position
+                for projection in chosen:
+                    self._apply(tx, projection, _handled(projection, events), prefix, generation)
+                if done:
+                    self._swap(tx, chosen, generation, upto)
+                else:
+                    tx.execute(
+                        "UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
+                        (upto, tx.now, generation),
+                    )
+            after = upto
+            if progress is not None:
+                progress(after, max(after, head))
+            if done:
+                return total
 
     def _start_rebuild(self, chosen: list[Projection]) -> int:
         """Drop what an abandoned rebuild left, pick a fresh generation and create its tables."""
@@ -491,15 +500,13 @@ class Runner:
 
     def _read(self, projections: Sequence[Projection], after: int) -> list[RecordedEvent]:
         """The next batch of events any of these projections handles, payloads only where needed."""
-        types: set[str] | None = set()
-        payloads: set[str] | None = set()
-        for projection in projections:
-            if types is not None:
-                types = None if projection.handles is None else types | projection.handles
-            wanted = payload_types(projection)
-            if payloads is not None:
-                payloads = None if wanted is None else payloads | wanted
+        types, payloads = _wanted(projections)
         return self.store.read_all(after, self.batch_size, types=types, payload_types=payloads)
+
+    def _reader(self, projections: Sequence[Projection]) -> BatchReader:
+        """`_read` for a rebuild: one batch ahead, the next batch decompressing while this one applies."""
+        types, payloads = _wanted(projections)
+        return BatchReader(self.store, self.batch_size, types=types, payload_types=payloads)
 
     def _apply(self, tx: Transaction, projection: Projection, events: Sequence[RecordedEvent],
                prefix: str, generation: int) -> int:
@@ -611,6 +618,19 @@ class Runner:
         if present != set(_OWN_TABLES):
             with self.store.transaction() as tx:
                 tx.execute(DDL)
+
+
+def _wanted(projections: Sequence[Projection]) -> tuple[set[str] | None, set[str] | None]:
+    """The event types these projections handle, and those whose payloads they read (None: all)."""
+    types: set[str] | None = set()
+    payloads: set[str] | None = set()
+    for projection in projections:
+        if types is not None:
+            types = None if projection.handles is None else types | projection.handles
+        wanted = payload_types(projection)
+        if payloads is not None:
+            payloads = None if wanted is None else payloads | wanted
+    return types, payloads
 
 
 def _handled(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:

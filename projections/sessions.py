@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from operator import itemgetter
 from collections.abc import Sequence
 from hashlib import blake2b
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import msgspec
 
 from eventstore.feed import iso
+from schemas import lean
 from schemas.envelope import RecordedEvent
 from schemas.transcript import AssistantRecord, UserRecord, decode_record
 from schemas.transcript_events import OTHER, RECORD_TYPES, SESSION_STREAM_PREFIX
@@ -42,6 +44,7 @@ SYNTHETIC_MODEL = "<synthetic>"
 _TITLE_TYPES = {"claude.summary": "summary", "claude.ai-title": "ai-title", "claude.custom-title": "custom-title"}
 _LINE_TYPES = frozenset(("claude.user", "claude.assistant"))
 _IN_CHUNK = 500
+_first = itemgetter(0)
 
 DDL = """
 CREATE TABLE {p}sessions (
@@ -171,7 +174,7 @@ def key(uuid: str) -> int:
 
 
 def _is_tool_result(content: object) -> bool:
-    if not isinstance(content, list) or not content:
+    if type(content) not in (tuple, list) or not content:
         return False
     return all(block.type == "tool_result" for block in content)
 
@@ -213,7 +216,7 @@ class SessionsProjection:
         agents: set[tuple[str, str]] = set()
         models: set[tuple[str, str]] = set()
         titles: list[tuple[int, str, int | None, str]] = []
-        decode = _LINE.decode
+        assistant, user = lean.assistant, _LINE.decode  # assistant lines: shared with usage
         skip = len(SESSION_STREAM_PREFIX)
         stream = acc = session = None
         for event in events:
@@ -236,34 +239,43 @@ class SessionsProjection:
                     acc.ended = at
             type_ = event.type
             if type_ in _LINE_TYPES:
-                try:
-                    line = decode(event.data)
-                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                    line = _line(event.data)
-                _fold_line(line, type_ == "claude.assistant", session, acc, keys, agents, models)
+                data = event.data
+                is_assistant = type_ == "claude.assistant"
+                line = assistant(data) if is_assistant else None
+                if line is None:
+                    try:
+                        line = user(data)
+                    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                        line = _line(data)  # an odd line: the tolerant decoder
+                _fold_line(line, is_assistant, session, acc, keys, agents, models)
             elif type_ in _TITLE_TYPES:
                 _fold_title(event, session, titles)
         if accs:
             _write(tx, prefix, accs, keys, agents, models, titles)
 
 
-def _fold_line(line: _Line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
+def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
+    """One user or assistant line (`schemas.lean.User` or `.Assistant`, or `_Line` for odd ones)."""
     side = line.isSidechain is True
-    cwd, branch, agent, uuid = line.cwd, line.gitBranch, line.agentId, line.uuid
-    if type(cwd) is not str or not cwd:
-        cwd = None
-    if type(branch) is not str or not branch:
-        branch = None
-    if side:
-        acc.cwd_side = acc.cwd_side or cwd
-        acc.branch_side = branch or acc.branch_side
-    else:
-        acc.cwd_main = acc.cwd_main or cwd
-        acc.branch_main = branch or acc.branch_main
+    uuid = line.uuid
+    if (acc.cwd_side if side else acc.cwd_main) is None:
+        cwd = line.cwd
+        if type(cwd) is str and cwd:
+            if side:
+                acc.cwd_side = cwd
+            else:
+                acc.cwd_main = cwd
+    branch = line.gitBranch
+    if type(branch) is str and branch:
+        if side:
+            acc.branch_side = branch
+        else:
+            acc.branch_main = branch
     if type(uuid) is str and uuid:
         keys.append((key(uuid), session))
     else:
         uuid = None
+    agent = line.agentId
     if type(agent) is str and agent:
         agents.add((session, agent))
     elif side and uuid and line.parentUuid is None:
@@ -326,8 +338,10 @@ def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> N
     )
     if keys:
         # The first session to hold a uuid keeps it (an old-style resume replays history under a new id).
+        # In key order (a stable sort keeps log order among equal keys): the B-tree is walked once.
+        numbers = {s: n for s, (n, _) in known.items()}
         tx.executemany(f"INSERT OR IGNORE INTO {p}session_keys (key, session_no) VALUES (?, ?)",
-                       [(k, known[s][0]) for k, s in keys])
+                       sorted([(k, numbers[s]) for k, s in keys], key=_first))
     if agents:
         tx.executemany(f"INSERT OR IGNORE INTO {p}session_agents (session_no, agent) VALUES (?, ?)",
                        [(known[s][0], a) for s, a in agents])

@@ -179,9 +179,10 @@ class _Fold:
 
     def __init__(self, tx, prefix: str) -> None:
         self.tx, self.p = tx, prefix
-        self.pending: set[bytes] = {
-            tool_use_id.encode() for (tool_use_id,) in tx.execute(f"SELECT tool_use_id FROM {prefix}task_pending")
-        }
+        self.pending_ids: set[str] = {
+            tool_use_id for (tool_use_id,) in tx.execute(f"SELECT tool_use_id FROM {prefix}task_pending")}
+        self.pending: set[bytes] = {tool_use_id.encode() for tool_use_id in self.pending_ids}
+        self.states: dict[str, _State | None] = {}  # tasks read or written in this batch, as they now stand
 
     # Sources
 
@@ -221,6 +222,7 @@ class _Fold:
                 self.tx.execute(_put_sql(self.p, "task_pending", ("tool_use_id", "session_id", "tool", "input"), 1),
                                 (block.id, session, block.name, msgspec.json.encode(block.input)))
                 self.pending.add(block.id.encode())
+                self.pending_ids.add(block.id)
 
     def tool_results(self, event: RecordedEvent) -> None:
         line = _line(event.data)
@@ -235,6 +237,7 @@ class _Fold:
                 f"SELECT session_id, tool, input FROM {self.p}task_pending WHERE tool_use_id = ?", (tool_use_id,))[0]
             self.tx.execute(f"DELETE FROM {self.p}task_pending WHERE tool_use_id = ?", (tool_use_id,))
             self.pending.discard(tool_use_id.encode())
+            self.pending_ids.discard(tool_use_id)
             result = line.toolUseResult
             if block.is_error is True or (isinstance(result, dict) and result.get("success") is False):
                 continue
@@ -252,7 +255,7 @@ class _Fold:
         list_key = f"{session}\x1f{agent}"
         at = _at(event)
         seen: dict[str, int] = {}
-        current: set[str] = set()
+        current: dict[str, tuple[str, str, str | None]] = {}  # task id -> (title, status, priority)
         for item in todos:
             if not isinstance(item, dict):
                 continue
@@ -261,11 +264,10 @@ class _Fold:
                 continue
             rank = seen[content] = seen.get(content, -1) + 1
             task_id = derived_id(TODOWRITE, session, agent, content, str(rank))
-            if task_id in current:
-                continue
-            current.add(task_id)
-            status = _str(item.get("status")) or "pending"
-            priority = _priority(item.get("priority"))
+            if task_id not in current:
+                current[task_id] = (content, _str(item.get("status")) or "pending", _priority(item.get("priority")))
+        self._load(current)
+        for task_id, (content, status, priority) in current.items():
             state = self._get(task_id)
             if state is None:
                 self._put(task_id, _State(title=content, status=status, priority=priority, version=0, in_list=1),
@@ -277,6 +279,7 @@ class _Fold:
         dropped = [task_id for (task_id,) in self.tx.execute(
             f"SELECT task_id FROM {self.p}tasks WHERE list_key = ? AND in_list = 1", (list_key,))
             if task_id not in current]
+        self._load(dropped)
         for task_id in dropped:
             state = self._get(task_id)
             changed = state.status not in ("completed", "deleted")
@@ -325,14 +328,32 @@ class _Fold:
     # Rows
 
     def _get(self, task_id: str) -> _State | None:
-        rows = self.tx.execute(
-            f"SELECT title, status, priority, version, in_list FROM {self.p}tasks WHERE task_id = ?", (task_id,))
-        return _State(*rows[0]) if rows else None
+        """A task as it stands (read once per batch; `_put` keeps the copy read current)."""
+        states = self.states
+        if task_id not in states:
+            rows = self.tx.execute(
+                f"SELECT title, status, priority, version, in_list FROM {self.p}tasks WHERE task_id = ?", (task_id,))
+            states[task_id] = _State(*rows[0]) if rows else None
+        return states[task_id]
+
+    def _load(self, task_ids) -> None:
+        """Read these tasks in one query (those not read yet), for `_get`."""
+        states = self.states
+        wanted = [task_id for task_id in task_ids if task_id not in states]
+        if not wanted:
+            return
+        for task_id in wanted:
+            states[task_id] = None
+        for task_id, *row in self.tx.execute(
+                f"SELECT task_id, title, status, priority, version, in_list FROM {self.p}tasks"
+                f" WHERE task_id IN (SELECT value FROM json_each(?))", (msgspec.json.encode(wanted),)):
+            states[task_id] = _State(*row)
 
     def _put(self, task_id: str, state: _State, position: int, at: int, *, created: bool = False,
              session: str | None = None, source: str | None = None, list_key: str | None = None,
              history: bool = True) -> None:
         p = self.p
+        self.states[task_id] = state
         if created:
             self.tx.execute(
                 _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",

@@ -35,12 +35,11 @@ from hashlib import blake2b
 from operator import add
 
 import msgspec
-from msgspec.structs import astuple
 
 from eventstore.errors import EventStoreError
-from projections.pricing import Pricing, PricingError, load_pricing
-from projections.usage_decode import record_entries
-from projections.usage_entries import UsageEntry, entry_cost
+from projections.pricing import Pricing, PricingError, cost, load_pricing
+from projections.usage_decode import has_rejected_null, record_entries
+from projections.usage_entries import _SEMVER_PREFIX, SYNTHETIC_MODEL, USAGE_MARKER, UsageEntry, timestamp_ms
 from projections.usage_report import (
     BUCKET_SECONDS,
     NAME,
@@ -48,40 +47,35 @@ from projections.usage_report import (
     projection_version,
     session_totals,
 )
+from schemas import lean
 from schemas.envelope import RecordedEvent
-from schemas.transcript_events import OTHER, from_shared_line, session_of_stream
+from schemas.transcript_events import OTHER, SESSION_STREAM_PREFIX, SHARED_LINE_PREFIX
 
 __all__ = ["PricingUnavailable", "UsageProjection", "record_entries", "session_totals"]
 
 _BUCKET_MS = BUCKET_SECONDS * 1000
+_ASSISTANT = "claude.assistant"
 
 DDL = """
--- One row per API response (dedupe slot): the copy kept so far.
+-- One row per API response (dedupe slot): the copy kept so far. Compact: the session and model
+-- are a number (a row of usage_sessions), the dedupe key two 64-bit hashes.
 CREATE TABLE {p}usage_entries (
     slot           INTEGER PRIMARY KEY,  -- creation order = log order of the first copy
-    message_id     TEXT,                 -- NULL: no message.id, never deduplicated
-    id_key         INTEGER,              -- 64-bit hash of message_id: a small index to find copies by
-    request_id     TEXT NOT NULL,        -- '' when the record has no requestId
-    is_sidechain   INTEGER NOT NULL,
-    total          INTEGER NOT NULL,     -- input + output + cache creation + cache read
-    cost           REAL NOT NULL,        -- USD as ccusage computes it (0 when unpriced)
-    has_speed      INTEGER NOT NULL,
-    position       INTEGER NOT NULL,     -- the event the kept copy came from
-    ms             INTEGER NOT NULL,     -- its timestamp, ms since the epoch (UTC)
-    session        TEXT NOT NULL,
-    model          TEXT NOT NULL,        -- '' when absent; '-fast' suffix for fast mode
-    session_key    INTEGER NOT NULL,     -- 64-bit hash of session and model
+    id_key         INTEGER,              -- 64-bit hash of message.id; NULL: none, never deduplicated
+    request_key    INTEGER,              -- 64-bit hash of (message.id, requestId): the dedupe key
+    pair           INTEGER NOT NULL,     -- usage_sessions.pair: the session and the model
+    ms             INTEGER NOT NULL,     -- timestamp, ms since the epoch (UTC)
+    flags          INTEGER NOT NULL,     -- 1 sidechain, 2 has speed, 4 fast, 8 unpriced
     input_tokens   INTEGER NOT NULL,
     output_tokens  INTEGER NOT NULL,
-    cache_creation INTEGER NOT NULL,
+    cache_creation INTEGER NOT NULL,     -- 5-minute and 1-hour cache writes
+    cache_1h       INTEGER NOT NULL,     -- the 1-hour writes among them (priced apart)
     cache_read     INTEGER NOT NULL,
-    cost_pico      INTEGER NOT NULL,     -- round(cost * 1e12)
-    unpriced       INTEGER NOT NULL      -- 1: the model has no price and no costUSD was logged
+    cost_pico      INTEGER NOT NULL,     -- round(cost * 1e12), cost as ccusage computes it (0 unpriced)
+    cost_usd       REAL                  -- a logged costUSD (the cost, in ccusage's auto mode); else NULL
 );
--- Integer keys, not the ids themselves: random inserts into a text index of 60-byte keys cost
--- most of a replay (every batch rewrote most of its pages).
-CREATE INDEX {p}usage_entries_id ON {p}usage_entries (id_key);
-CREATE INDEX {p}usage_entries_session ON {p}usage_entries (session_key, ms);
+CREATE INDEX {p}usage_entries_id ON {p}usage_entries (id_key) WHERE id_key IS NOT NULL;
+CREATE INDEX {p}usage_entries_pair ON {p}usage_entries (pair, ms);
 
 -- Per UTC 15-minute bucket (ms // 900000) and model.
 CREATE TABLE {p}usage_buckets (
@@ -97,64 +91,99 @@ CREATE TABLE {p}usage_buckets (
     PRIMARY KEY (bucket, model)
 ) WITHOUT ROWID;
 
--- Per session and model.
+-- Per session and model (a "pair"), numbered in log order of the first copy kept for it; a pair
+-- whose copies were all replaced by other pairs' keeps its row, with entries = 0.
 CREATE TABLE {p}usage_sessions (
+    pair           INTEGER PRIMARY KEY,
     session        TEXT NOT NULL,
-    model          TEXT NOT NULL,
-    input_tokens   INTEGER NOT NULL,
-    output_tokens  INTEGER NOT NULL,
-    cache_creation INTEGER NOT NULL,
-    cache_read     INTEGER NOT NULL,
-    cost_pico      INTEGER NOT NULL,
-    unpriced       INTEGER NOT NULL,
-    entries        INTEGER NOT NULL,
-    first_ms       INTEGER NOT NULL,
-    last_ms        INTEGER NOT NULL,
-    PRIMARY KEY (session, model)
-) WITHOUT ROWID;
+    model          TEXT NOT NULL,        -- '' when absent; '-fast' suffix for fast mode
+    input_tokens   INTEGER NOT NULL DEFAULT 0,
+    output_tokens  INTEGER NOT NULL DEFAULT 0,
+    cache_creation INTEGER NOT NULL DEFAULT 0,
+    cache_read     INTEGER NOT NULL DEFAULT 0,
+    cost_pico      INTEGER NOT NULL DEFAULT 0,
+    unpriced       INTEGER NOT NULL DEFAULT 0,
+    entries        INTEGER NOT NULL DEFAULT 0,
+    first_ms       INTEGER,              -- NULL while it has no kept copy
+    last_ms        INTEGER,
+    UNIQUE (session, model)
+);
 """
 
 _SUMS = ("input_tokens", "output_tokens", "cache_creation", "cache_read", "cost_pico", "unpriced", "entries")
 _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+_SIDECHAIN, _HAS_SPEED, _FAST, _UNPRICED = 1, 2, 4, 8
+_STORED = ("slot", "id_key", "request_key", "pair", "ms", "flags", "input_tokens", "output_tokens", "cache_creation",
+           "cache_1h", "cache_read", "cost_pico", "cost_usd")
+_UNKNOWN = -1.0  # cost not computed yet
+_FAST_SUFFIX = "-fast"
+_SESSION_SKIP = len(SESSION_STREAM_PREFIX)
 
+class _Copy(msgspec.Struct, gc=False):
+    """One copy of an API response (kept or not), with what dedupe, pricing and the tables need."""
 
-class _Slot(msgspec.Struct, gc=False):
-    """One API response's kept copy, as stored in `usage_entries` (fields in column order)."""
-
-    slot: int | None
-    message_id: str | None
+    slot: int
     id_key: int | None
-    request_id: str
-    is_sidechain: int
-    total: int
-    cost: float
-    has_speed: int
-    position: int
-    ms: int
+    request_key: int | None
     session: str
-    model: str
-    session_key: int
+    model: str                  # '-fast' suffix for fast mode
+    ms: int
+    flags: int
     input_tokens: int
     output_tokens: int
     cache_creation: int
-    cache_read: int
-    cost_pico: int
-    unpriced: int
+    cache_creation_1h_tokens: int
+    cache_read_tokens: int
+    cost_usd: float | None
+    total: int
+    cost: float = _UNKNOWN      # USD, 0.0 when unpriced (computed when first needed)
+    unpriced: int = 0
+    stored_pico: int = -1       # cost_pico as the table holds it (copies loaded from it)
+    pair: int = 0               # its usage_sessions row (copies loaded from the table)
+    source: tuple[bytes, str | None] | None = None  # (payload, stream's session) while its nulls are unchecked
 
-    def better_than(self, kept: _Slot) -> bool:
-        """`usage_entries.better` on stored copies: main over sidechain, tokens, cost, speed; else first stays."""
-        if self.is_sidechain != kept.is_sidechain:
-            return bool(kept.is_sidechain)
+    # What projections.pricing.cost reads.
+    @property
+    def cache_creation_5m_tokens(self) -> int:
+        return self.cache_creation - self.cache_creation_1h_tokens
+
+    @property
+    def speed(self) -> str | None:
+        flags = self.flags
+        return "fast" if flags & _FAST else "standard" if flags & _HAS_SPEED else None
+
+    def price(self, pricing: Pricing) -> float:
+        """ccusage's auto cost (a logged costUSD, else priced tokens; 0 when unpriced), computed once."""
+        if self.cost == _UNKNOWN:
+            if self.cost_usd is not None:
+                self.cost, self.unpriced = self.cost_usd, 0
+            else:
+                model = self.model[:-len(_FAST_SUFFIX)] if self.flags & _FAST else self.model
+                found = cost(pricing, model or None, self)
+                self.cost, self.unpriced = (0.0, 1) if found is None else (found, 0)
+        return self.cost
+
+    def same_price_as(self, other: _Copy) -> bool:
+        """Whether the two cost the same for certain, without pricing them (streamed copies mostly do)."""
+        return (self.model == other.model and self.cost_usd == other.cost_usd
+                and self.flags & _FAST == other.flags & _FAST and self.input_tokens == other.input_tokens
+                and self.output_tokens == other.output_tokens and self.cache_creation == other.cache_creation
+                and self.cache_creation_1h_tokens == other.cache_creation_1h_tokens
+                and self.cache_read_tokens == other.cache_read_tokens)
+
+    def better_than(self, kept: _Copy, pricing: Pricing) -> bool:
+        """`usage_entries.better`: main over sidechain, more tokens, higher cost, has speed; else first stays."""
+        side, kept_side = self.flags & _SIDECHAIN, kept.flags & _SIDECHAIN
+        if side != kept_side:
+            return bool(kept_side)
         if self.total != kept.total:
             return self.total > kept.total
-        if self.cost != kept.cost:
-            return self.cost > kept.cost
-        return bool(self.has_speed) and not kept.has_speed
-
-
-_COLUMNS = ", ".join(_Slot.__struct_fields__)
-_MARKS = ", ".join("?" * len(_Slot.__struct_fields__))
-_ROW = astuple
+        if self.same_price_as(kept):
+            return bool(self.flags & _HAS_SPEED) and not kept.flags & _HAS_SPEED
+        mine, theirs = self.price(pricing), kept.price(pricing)
+        if mine != theirs:
+            return mine > theirs
+        return bool(self.flags & _HAS_SPEED) and not kept.flags & _HAS_SPEED
 
 
 class PricingUnavailable(EventStoreError):
@@ -169,7 +198,7 @@ class UsageProjection:
     """Usage and cost: deduplicated API responses, 15-minute buckets per model, per-session totals."""
 
     name = NAME
-    handles = frozenset(("claude.assistant", "claude.progress", OTHER))
+    handles = frozenset((_ASSISTANT, "claude.progress", OTHER))
     inline = True
     """Inline: the appended payloads are already in memory, so ingestion pays no decompression."""
     tables = ("usage_entries", "usage_buckets", "usage_sessions")
@@ -195,15 +224,27 @@ class UsageProjection:
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of events into the kept copies and the aggregates."""
-        found: list[_Slot] = []
-        pricing = self.pricing
+        found: list[_Copy] = []
+        keys = _Keys()
+        decode = lean.assistant
         for event in events:
-            if from_shared_line(event.correlation_id):
+            data = event.data
+            if USAGE_MARKER not in data:
+                continue  # ccusage's own prefilter
+            correlation = event.correlation_id
+            if correlation is not None and correlation.startswith(SHARED_LINE_PREFIX):
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
-            for entry in record_entries(event.data):
-                found.append(_to_slot(event, entry, pricing))
+            stream = event.stream
+            session = stream[_SESSION_SKIP:] if stream.startswith(SESSION_STREAM_PREFIX) else None
+            copy = _typed_copy(decode(data), session, keys) if event.type == _ASSISTANT else None
+            if copy is not None:
+                copy.source = (data, session)  # checked for rejected nulls only if it is ever kept
+                found.append(copy)
+                continue
+            for entry in record_entries(data):  # the general path, for everything the typed one leaves
+                found.append(_entry_copy(entry, session, keys))
         if found:
-            _Batch(tx, prefix).run(found)
+            _Batch(tx, prefix, self.pricing).run(found)
 
 
 def _key(text: str) -> int:
@@ -211,18 +252,104 @@ def _key(text: str) -> int:
     return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def _to_slot(event: RecordedEvent, entry: UsageEntry, pricing: Pricing) -> _Slot:
-    """A copy as a slot; its number and hash keys are filled in when it is written (most copies are not)."""
-    cost = entry_cost(pricing, entry)
+class _Keys:
+    """(id_key, request_key) of (message.id, requestId), remembered for the run of copies of one response."""
+
+    __slots__ = ("last", "keys")
+
+    def __init__(self) -> None:
+        self.last: tuple[str | None, str] | None = None
+        self.keys: tuple[int | None, int | None] = (None, None)
+
+    def of(self, message_id: str | None, request_id: str) -> tuple[int | None, int | None]:
+        pair = (message_id, request_id)
+        if pair != self.last:
+            self.last = pair
+            self.keys = (None, None) if message_id is None else (
+                _key(message_id), _key(f"{message_id}\0{request_id}"))
+        return self.keys
+
+
+# Timestamps in Claude Code's own form, `2026-05-01T10:00:00.000Z`, read through two small caches
+# (the minute, and the seconds within it) that only ever hold values `timestamp_ms` gave.
+_MINUTES: dict[str, int] = {}
+_SECONDS: dict[str, int] = {}
+
+
+def _ms(timestamp: str) -> int | None:
+    """`usage_entries.timestamp_ms`, faster for the common form (the minute cached, then SS.mmmZ)."""
+    minute = _MINUTES.get(timestamp[:17])
+    if minute is not None and len(timestamp) == 24:
+        second = _SECONDS.get(timestamp[17:])
+        if second is None:
+            tail = timestamp[17:]
+            if (tail[2] == "." and tail[6] == "Z" and tail.isascii() and tail[:2].isdigit() and tail[3:6].isdigit()
+                    and tail[:2] < "60"):
+                second = _SECONDS[tail] = int(tail[:2]) * 1000 + int(tail[3:6])
+        if second is not None:
+            return minute + second
+    ms = timestamp_ms(timestamp)
+    if ms is not None and len(timestamp) == 24 and timestamp.isascii() and timestamp[16] == ":" \
+            and timestamp[19] == "." and timestamp[23] == "Z" and timestamp[17:19].isdigit() \
+            and timestamp[20:23].isdigit() and len(_MINUTES) < 1_000_000:
+        _MINUTES[timestamp[:17]] = ms - int(timestamp[17:19]) * 1000 - int(timestamp[20:23])
+    return ms
+
+
+def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -> _Copy | None:
+    """The copy in a well-formed assistant record, exactly as usage_decode's typed path reads it;
+    None: let the general path decide."""
+    if line is None:
+        return None
+    message = line.message
+    if message is None:
+        return None
+    usage = message.usage
+    timestamp = line.timestamp
+    if usage is None or timestamp is None:
+        return None
+    version = line.version
+    model = message.model
+    if (line.sessionId == "" or line.requestId == "" or message.id == "" or not model or model == SYNTHETIC_MODEL
+            or line.isApiErrorMessage or (version is not None and not _SEMVER_PREFIX.match(version))):
+        return None
+    ms = _ms(timestamp)
+    if ms is None:
+        return None
+    split = usage.cache_creation
+    if split is None:
+        write_5m, write_1h = usage.cache_creation_input_tokens, 0
+    else:
+        write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
+    speed = usage.speed
+    flags = line.isSidechain is True
+    if speed is not None:
+        flags |= _HAS_SPEED
+        if speed == "fast":
+            flags |= _FAST
+            model += _FAST_SUFFIX
+    request_id = line.requestId or ""
+    message_id = message.id
+    id_key, request_key = keys.of(message_id, request_id)
+    inputs, outputs, reads = usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens
+    writes = write_5m + write_1h
+    return _Copy(0, id_key, request_key, session or line.sessionId or "", model, ms, flags, inputs, outputs,
+                 writes, write_1h, reads, line.costUSD, inputs + outputs + writes + reads)
+
+
+def _entry_copy(entry: UsageEntry, session: str | None, keys: _Keys) -> _Copy:
     model = entry.model or ""
-    if model and entry.speed == "fast":
-        model += "-fast"
-    return _Slot(
-        None, entry.message_id, None, entry.request_id or "", int(entry.is_sidechain), entry.total_tokens,
-        0.0 if cost is None else cost, int(entry.speed is not None), event.position, entry.ms,
-        session_of_stream(event.stream) or entry.session_id or "", model, 0, entry.input_tokens,
-        entry.output_tokens, entry.cache_creation_tokens, entry.cache_read_tokens, 0, int(cost is None),
-    )
+    flags = int(entry.is_sidechain)
+    if entry.speed is not None:
+        flags |= _HAS_SPEED
+        if entry.speed == "fast":
+            flags |= _FAST
+            if model:
+                model += _FAST_SUFFIX
+    id_key, request_key = keys.of(entry.message_id, entry.request_id or "")
+    return _Copy(0, id_key, request_key, session or entry.session_id or "", model, entry.ms, flags,
+                 entry.input_tokens, entry.output_tokens, entry.cache_creation_tokens, entry.cache_creation_1h_tokens,
+                 entry.cache_read_tokens, entry.cost_usd, entry.total_tokens)
 
 
 class _Batch:
@@ -233,94 +360,112 @@ class _Batch:
     replaced, if any.
     """
 
-    def __init__(self, tx, prefix: str) -> None:
-        self.tx, self.p = tx, prefix
-        self.slots: dict[int, _Slot] = {}
-        self.exact: dict[tuple[str | None, str], int] = {}
-        self.by_id: dict[str, list[int]] = {}
-        self.stored: dict[int, _Slot] = {}  # slots as the table held them, before this batch replaced them
+    def __init__(self, tx, prefix: str, pricing: Pricing) -> None:
+        self.tx, self.p, self.pricing = tx, prefix, pricing
+        self.slots: dict[int, _Copy] = {}
+        self.exact: dict[int, int] = {}          # request_key -> slot
+        self.by_id: dict[int, list[int]] = {}    # id_key -> slots, in slot order
+        self.stored: dict[int, _Copy] = {}       # slots as the table held them, before this batch replaced them
         self.changed: set[int] = set()
 
-    def run(self, found: list[_Slot]) -> None:
+    def run(self, found: list[_Copy]) -> None:
         tx, p = self.tx, self.p
-        ids = {slot.message_id for slot in found if slot.message_id is not None}
+        ids = sorted({copy.id_key for copy in found if copy.id_key is not None})
         if ids:
-            keys = sorted({_key(message_id) for message_id in ids})
-            for row in tx.execute(
-                f"SELECT {_COLUMNS} FROM {p}usage_entries WHERE id_key IN (SELECT value FROM json_each(?))"
-                " ORDER BY slot", (msgspec.json.encode(keys),)):
-                slot = _Slot(*row)
-                if slot.message_id in ids:  # not another id with the same hash
-                    self._remember(slot)
+            columns = ", ".join(f"e.{c}" for c in _STORED)
+            for (slot, id_key, request_key, pair, ms, flags, inputs, outputs, writes, write_1h, reads, pico, cost_usd,
+                 session, model) in tx.execute(
+                    f"SELECT {columns}, s.session, s.model FROM {p}usage_entries e JOIN {p}usage_sessions s USING (pair)"
+                    " WHERE e.id_key IN (SELECT value FROM json_each(?)) ORDER BY e.slot", (msgspec.json.encode(ids),)):
+                self._remember(_Copy(slot, id_key, request_key, session, model, ms, flags & ~_UNPRICED, inputs,
+                                     outputs, writes, write_1h, reads, cost_usd, inputs + outputs + writes + reads,
+                                     stored_pico=pico, pair=pair))
         next_slot = tx.execute(f"SELECT coalesce(max(slot), 0) + 1 FROM {p}usage_entries")[0][0]
-        slots, exact, changed = self.slots, self.exact, self.changed
-        for new in found:
-            if new.message_id is None:
-                kept = None
-            else:
-                number = exact.get((new.message_id, new.request_id))
+        slots, exact, changed, stored, pricing = self.slots, self.exact, self.changed, self.stored, self.pricing
+        kept_order: list[_Copy] = []  # copies that were kept at some point, in log order
+        found.reverse()
+        while found:
+            new = found.pop()
+            kept = None
+            if new.id_key is not None:
+                number = exact.get(new.request_key)
                 kept = slots[number] if number is not None else self._sidechain_match(new)
+            if kept is not None and not new.better_than(kept, pricing):
+                continue
+            if new.source is not None:
+                # A copy from the typed path counts only if no key ccusage rejects is null in its
+                # line; checked now, as most copies lose to the one kept and never need it.
+                (data, session), new.source = new.source, None
+                if has_rejected_null(data):
+                    keys = _Keys()
+                    found.extend(reversed([_entry_copy(entry, session, keys) for entry in record_entries(data)]))
+                    continue
+            kept_order.append(new)
             if kept is None:
                 new.slot = next_slot
                 next_slot += 1
                 self._remember(new)
                 changed.add(new.slot)
-            elif new.better_than(kept):
-                if kept.slot not in changed:
-                    self.stored[kept.slot] = kept
-                    changed.add(kept.slot)
-                del exact[(kept.message_id, kept.request_id)]
-                new.slot = kept.slot
-                slots[new.slot] = new
-                exact[(new.message_id, new.request_id)] = new.slot
-        self._write()
+            else:
+                number = new.slot = kept.slot
+                if number not in changed:
+                    stored[number] = kept
+                    changed.add(number)
+                del exact[kept.request_key]
+                slots[number] = new
+                exact[new.request_key] = number
+        self._write(kept_order)
 
-    def _remember(self, slot: _Slot) -> None:
-        self.slots[slot.slot] = slot
-        if slot.message_id is not None:
-            self.exact[(slot.message_id, slot.request_id)] = slot.slot
-            self.by_id.setdefault(slot.message_id, []).append(slot.slot)
+    def _remember(self, copy: _Copy) -> None:
+        self.slots[copy.slot] = copy
+        if copy.id_key is not None:
+            self.exact[copy.request_key] = copy.slot
+            self.by_id.setdefault(copy.id_key, []).append(copy.slot)
 
-    def _sidechain_match(self, new: _Slot) -> _Slot | None:
+    def _sidechain_match(self, new: _Copy) -> _Copy | None:
         """A sidechain copy (a /btw replay) matches an earlier response by message id alone."""
-        for number in self.by_id.get(new.message_id, ()):
+        for number in self.by_id.get(new.id_key, ()):
             kept = self.slots[number]
-            if new.is_sidechain or kept.is_sidechain:
+            if new.flags & _SIDECHAIN or kept.flags & _SIDECHAIN:
                 return kept
         return None
 
-    def _write(self) -> None:
-        tx, p = self.tx, self.p
-        session_keys: dict[tuple[str, str], int] = {}
+    def _write(self, kept_order: list[_Copy]) -> None:
+        tx, p, pricing = self.tx, self.p, self.pricing
+        # Pairs are numbered in log order of the copies that were ever kept (the same copies
+        # whatever the batch split: the fold is the same), so any split numbers alike.
+        pairs = list(dict.fromkeys((copy.session, copy.model) for copy in kept_order))
+        tx.executemany(f"INSERT OR IGNORE INTO {p}usage_sessions (session, model) VALUES (?, ?)", pairs)
+        numbers = {(session, model): pair for pair, session, model in tx.execute(
+            f"SELECT s.pair, s.session, s.model FROM json_each(?) j JOIN {p}usage_sessions s"
+            " ON s.session = j.value ->> 0 AND s.model = j.value ->> 1", (msgspec.json.encode(pairs),))}
         buckets: dict[tuple[int, str], tuple[int, ...]] = {}  # deltas of _SUMS
-        sessions: dict[tuple[str, str], tuple[int, ...]] = {}
-        times: dict[tuple[str, str], list[int]] = {}
+        sessions: dict[int, tuple[int, ...]] = {}
+        times: dict[int, list[int]] = {}
         rows = []
         for number in sorted(self.changed):
-            slot = self.slots[number]
-            pair = (slot.session, slot.model)
-            session_key = session_keys.get(pair)
-            if session_key is None:
-                session_key = session_keys[pair] = _key(f"{slot.session}\0{slot.model}")
-            slot.session_key = session_key
-            slot.id_key = None if slot.message_id is None else _key(slot.message_id)
-            slot.cost_pico = round(slot.cost * PICO)
-            rows.append(_ROW(slot))
-            _count(buckets, sessions, slot, 1)
+            copy = self.slots[number]
+            pico = round(copy.price(pricing) * PICO)
+            pair = numbers[(copy.session, copy.model)]
+            rows.append((number, copy.id_key, copy.request_key, pair, copy.ms, copy.flags | (_UNPRICED * copy.unpriced),
+                         copy.input_tokens, copy.output_tokens, copy.cache_creation, copy.cache_creation_1h_tokens,
+                         copy.cache_read_tokens, pico, copy.cost_usd))
+            _count(buckets, sessions, copy, pair, pico, 1)
             span = times.get(pair)
             if span is None:
-                times[pair] = [slot.ms, slot.ms]
-            elif slot.ms < span[0]:
-                span[0] = slot.ms
-            elif slot.ms > span[1]:
-                span[1] = slot.ms
-        for slot in self.stored.values():
-            _count(buckets, sessions, slot, -1)
+                times[pair] = [copy.ms, copy.ms]
+            elif copy.ms < span[0]:
+                span[0] = copy.ms
+            elif copy.ms > span[1]:
+                span[1] = copy.ms
+        for copy in self.stored.values():
+            copy.price(pricing)  # sets `unpriced`
+            _count(buckets, sessions, copy, copy.pair, copy.stored_pico, -1)
         # Delete then insert, not INSERT OR REPLACE: inside the runner's savepoint, every REPLACE
-        # statement opens a statement journal whose cost grows with the database (36 µs a row on
-        # the 500 MB tree, against 3 µs for a plain INSERT).
+        # statement opens a statement journal whose cost grows with the database.
         tx.executemany(f"DELETE FROM {p}usage_entries WHERE slot = ?", [(number,) for number in self.stored])
-        tx.executemany(f"INSERT INTO {p}usage_entries ({_COLUMNS}) VALUES ({_MARKS})", rows)
+        tx.executemany(f"INSERT INTO {p}usage_entries ({', '.join(_STORED)}) VALUES ({', '.join('?' * len(_STORED))})",
+                       rows)
         columns = ", ".join(_SUMS)
         marks = ", ".join("?" * len(_SUMS))
         tx.executemany(
@@ -329,29 +474,25 @@ class _Batch:
             [(*key, *sums) for key, sums in buckets.items()])
         tx.executemany(f"DELETE FROM {p}usage_buckets WHERE bucket = ? AND model = ? AND entries = 0",
                        [key for key, sums in buckets.items() if sums[-1] <= 0])
-        far = (1 << 62, -(1 << 62))
         tx.executemany(
-            f"INSERT INTO {p}usage_sessions (session, model, {columns}, first_ms, last_ms) VALUES (?, ?, {marks}, ?, ?)"
-            f" ON CONFLICT (session, model) DO UPDATE SET {_ADD},"
-            " first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
-            [(*key, *sums, *times.get(key, far)) for key, sums in sessions.items()])
-        tx.executemany(f"DELETE FROM {p}usage_sessions WHERE session = ? AND model = ? AND entries = 0",
-                       [key for key, sums in sessions.items() if sums[-1] <= 0])
-        # A replaced copy may have held a session's first or last time: recompute those rows.
+            f"UPDATE {p}usage_sessions SET {', '.join(f'{c} = {c} + ?' for c in _SUMS)},"
+            " first_ms = CASE WHEN ?8 IS NULL THEN first_ms WHEN first_ms IS NULL OR ?8 < first_ms THEN ?8"
+            " ELSE first_ms END,"
+            " last_ms = CASE WHEN ?9 IS NULL THEN last_ms WHEN last_ms IS NULL OR ?9 > last_ms THEN ?9"
+            " ELSE last_ms END"
+            " WHERE pair = ?10",
+            [(*sums, *times.get(pair, (None, None)), pair) for pair, sums in sessions.items()])
+        # A replaced copy may have held its pair's first or last time: recompute those rows.
         tx.executemany(
-            f"UPDATE {p}usage_sessions SET"
-            f" first_ms = (SELECT min(ms) FROM {p}usage_entries e"
-            "              WHERE e.session_key = ?3 AND e.session = ?1 AND e.model = ?2),"
-            f" last_ms = (SELECT max(ms) FROM {p}usage_entries e"
-            "             WHERE e.session_key = ?3 AND e.session = ?1 AND e.model = ?2)"
-            " WHERE session = ?1 AND model = ?2",
-            sorted({(slot.session, slot.model, slot.session_key) for slot in self.stored.values()}))
+            f"UPDATE {p}usage_sessions SET first_ms = (SELECT min(ms) FROM {p}usage_entries WHERE pair = ?1),"
+            f" last_ms = (SELECT max(ms) FROM {p}usage_entries WHERE pair = ?1) WHERE pair = ?1",
+            sorted({(copy.pair,) for copy in self.stored.values()}))
 
 
-def _count(buckets: dict, sessions: dict, slot: _Slot, sign: int) -> None:
+def _count(buckets: dict, sessions: dict, copy: _Copy, pair: int, pico: int, sign: int) -> None:
     """Add (sign 1) or take away (sign -1) a copy's contribution to the bucket and session sums."""
-    values = (sign * slot.input_tokens, sign * slot.output_tokens, sign * slot.cache_creation,
-              sign * slot.cache_read, sign * slot.cost_pico, sign * slot.unpriced, sign)
-    for table, key in ((buckets, (slot.ms // _BUCKET_MS, slot.model)), (sessions, (slot.session, slot.model))):
+    values = (sign * copy.input_tokens, sign * copy.output_tokens, sign * copy.cache_creation,
+              sign * copy.cache_read_tokens, sign * pico, sign * copy.unpriced, sign)
+    for table, key in ((buckets, (copy.ms // _BUCKET_MS, copy.model)), (sessions, pair)):
         sums = table.get(key)
         table[key] = values if sums is None else tuple(map(add, sums, values))

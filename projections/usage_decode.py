@@ -17,7 +17,7 @@ always that of `entries_from_record`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -31,6 +31,7 @@ from projections.usage_entries import (
     entries_from_record,
     timestamp_ms,
 )
+from schemas.lean import Usage
 
 __all__ = ["has_rejected_null", "record_entries", "timestamp_ms"]
 
@@ -50,6 +51,11 @@ def has_rejected_null(data: bytes) -> bool:
     find, rfind = data.find, data.rfind
     at = find(b"null")
     while at != -1:
+        if data[at - 2:at] == b'":':  # the compact form, `"key":null`, checked without walking
+            if data[rfind(b'"', 0, at - 2) + 1:at - 2] in _NULL_REJECTED:
+                return True
+            at = find(b"null", at + 4)
+            continue
         j = at - 1
         while j >= 0 and data[j] in _JSON_SPACE:
             j -= 1
@@ -67,25 +73,8 @@ def has_rejected_null(data: bytes) -> bool:
 # (skipping the message content); a record it rejects takes the general path below, so a
 # record this path accepts gets exactly the entry `entries_from_record` would give it.
 
-_Count = Annotated[int, msgspec.Meta(ge=0)]
-
-
-class _TypedCacheCreation(msgspec.Struct, gc=False):
-    ephemeral_5m_input_tokens: _Count = 0
-    ephemeral_1h_input_tokens: _Count = 0
-
-
-class _TypedUsage(msgspec.Struct, gc=False):
-    input_tokens: _Count
-    output_tokens: _Count
-    cache_creation_input_tokens: _Count = 0
-    cache_read_input_tokens: _Count = 0
-    cache_creation: _TypedCacheCreation | None = None
-    speed: Literal["standard", "fast"] | None = None
-
-
 class _TypedMessage(msgspec.Struct, gc=False):
-    usage: _TypedUsage
+    usage: Usage
     id: str | None = None
     model: str | None = None
 

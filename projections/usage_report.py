@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 NAME = "usage"
-RULES_VERSION = "3"
+RULES_VERSION = "4"
 """Bump when a rule of projections.usage or projections.usage_entries changes: it rebuilds."""
 BUCKET_SECONDS = 900
 PICO = 10**12
@@ -182,11 +182,12 @@ def session_rows(conn, start_ms: int | None = None, end_ms: int | None = None, p
     if start_ms is None and end_ms is None:
         return conn.execute(
             "SELECT session, model, input_tokens, output_tokens, cache_creation, cache_read, cost_pico, unpriced,"
-            f" first_ms, last_ms FROM {prefix}usage_sessions").fetchall()
+            f" first_ms, last_ms FROM {prefix}usage_sessions WHERE entries > 0").fetchall()
     return conn.execute(
-        "SELECT session, model, sum(input_tokens), sum(output_tokens), sum(cache_creation), sum(cache_read),"
-        f" sum(cost_pico), sum(unpriced), min(ms), max(ms) FROM {prefix}usage_entries"
-        " WHERE ms >= ? AND ms < ? GROUP BY session, model",
+        "SELECT s.session, s.model, sum(e.input_tokens), sum(e.output_tokens), sum(e.cache_creation),"
+        " sum(e.cache_read), sum(e.cost_pico), sum(e.flags >> 3 & 1), min(e.ms), max(e.ms)"
+        f" FROM {prefix}usage_entries e JOIN {prefix}usage_sessions s USING (pair)"
+        " WHERE e.ms >= ? AND e.ms < ? GROUP BY e.pair",
         (-(1 << 62) if start_ms is None else start_ms, (1 << 62) if end_ms is None else end_ms),
     ).fetchall()
 
@@ -196,7 +197,7 @@ def session_totals(conn, prefix: str = "") -> dict[str, dict[str, Any]]:
     out = {}
     for session, i, o, cc, cr, pico in conn.execute(
         "SELECT session, sum(input_tokens), sum(output_tokens), sum(cache_creation), sum(cache_read),"
-        f" sum(cost_pico) FROM {prefix}usage_sessions GROUP BY session"):
+        f" sum(cost_pico) FROM {prefix}usage_sessions WHERE entries > 0 GROUP BY session"):
         out[session] = {"inputTokens": i, "outputTokens": o, "cacheCreationTokens": cc, "cacheReadTokens": cr,
                         "totalTokens": i + o + cc + cr, "totalCost": pico / PICO}
     return out

@@ -1,0 +1,103 @@
+"""One lean decode of an assistant line, shared by the projections that read it in a batch.
+
+A replay hands the same payload bytes to several projections; sessions and usage both read
+every assistant line, and each decoding its own struct of it costs a full scan of the bytes
+per projection. `assistant` decodes the union of the few fields they read once, and remembers
+the result for the bytes object it came from, so the next projection given the same event
+gets it for free. The line's content is not decoded (neither needs it). (User lines are read
+by sessions alone: sharing them would cost the memo more than it saves.)
+
+The memo cannot go stale: it is keyed by the identity of the `data` object and holds a
+reference to it (an identity is never reused while its object is alive), and it is bounded
+(two generations of `GENERATION` entries). Decoded values are immutable in effect: callers
+read them and never change them.
+
+Typed where a reader needs the type checked in C (usage: token counts are non-negative
+integers, `speed` is one of two strings); any line those types reject decodes to None, and
+each reader then takes its own tolerant path. msgspec types only, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = ["Assistant", "AssistantMessage", "CacheCreation", "Usage", "assistant"]
+
+GENERATION = 8_192
+"""Entries per memo generation: more than the lines of one runner batch (5,000 events)."""
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class CacheCreation(msgspec.Struct, gc=False):
+    ephemeral_5m_input_tokens: _Count = 0
+    ephemeral_1h_input_tokens: _Count = 0
+
+
+class Usage(msgspec.Struct, gc=False):
+    input_tokens: _Count
+    output_tokens: _Count
+    cache_creation_input_tokens: _Count = 0
+    cache_read_input_tokens: _Count = 0
+    cache_creation: CacheCreation | None = None
+    speed: Literal["standard", "fast"] | None = None
+
+
+class AssistantMessage(msgspec.Struct, gc=False):
+    id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+
+
+class Assistant(msgspec.Struct, gc=False):
+    """The fields of an assistant record that the built-in projections read (not its content)."""
+
+    uuid: Any = None
+    parentUuid: Any = None
+    isSidechain: bool | None = None
+    agentId: Any = None
+    cwd: Any = None
+    gitBranch: Any = None
+    timestamp: str | None = None
+    sessionId: str | None = None
+    version: str | None = None
+    requestId: str | None = None
+    costUSD: float | None = None
+    isApiErrorMessage: bool | None = None
+    message: AssistantMessage | None = None
+
+
+def _memo(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """`decode` remembered by the identity of the bytes (held), in two bounded generations.
+
+    The bytes and the decoded values sit in dicts of their own, never in tuples: neither holds
+    an object the garbage collector tracks, so a memo of thousands of lines costs it nothing.
+    """
+    held: list[dict[int, bytes]] = [{}, {}]  # current generation, previous one
+    values: list[dict[int, Any]] = [{}, {}]
+
+    def remembered(data: bytes) -> Any:
+        key = id(data)
+        if held[0].get(key) is data:
+            return values[0][key]
+        if held[1].get(key) is data:
+            return values[1][key]
+        try:
+            decoded = decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            decoded = None
+        if len(held[0]) >= GENERATION:
+            held[1], held[0] = held[0], {}
+            values[1], values[0] = values[0], {}
+        held[0][key] = data
+        values[0][key] = decoded
+        return decoded
+
+    return remembered
+
+
+assistant = _memo(msgspec.json.Decoder(Assistant).decode)
+"""`assistant(data)`: the lean decode of an assistant line (None when these types reject it)."""
