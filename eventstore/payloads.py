@@ -287,16 +287,23 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
         else:
             frames.setdefault(dict_id, []).append(data)
             singles.append((i, dict_id))
-    found = select_in(conn, "SELECT block_id, first_position, dict_id, sizes, data FROM blocks"
+    found = select_in(conn, "SELECT block_id, first_position, dict_id, sizes, frames, data FROM blocks"
                             " WHERE block_id IN ({}) ORDER BY block_id", sorted(set(wanted))) if wanted else []
-    block_slots: list[tuple[int, int]] = []  # (dict_id, index in its frames) per block in `found`, -1: raw
-    for _, _, dict_id, _, data in found:
-        if dict_id is None:
-            block_slots.append((-1, 0))
-        else:
-            group = frames.setdefault(dict_id, [])
-            block_slots.append((dict_id, len(group)))
-            group.append(data)
+    # Per block in `found`, per frame: (dict_id, index in its group or -1: stored as is, the frame's
+    # bytes, its first member, its member stop).
+    block_slots: list[list[tuple[int, int, bytes, int, int]]] = []
+    for _, _, dict_id, sizes, frame_list, data in found:
+        slots = []
+        spans = frame_spans(len(sizes) // 4, frame_list, len(data))
+        for lo, hi, begin, end in spans:
+            frame = data if len(spans) == 1 else data[begin:end]
+            if dict_id is None:
+                slots.append((-1, -1, frame, lo, hi))
+            else:
+                group = frames.setdefault(dict_id, [])
+                slots.append((dict_id, len(group), frame, lo, hi))
+                group.append(frame)
+        block_slots.append(slots)
     for dict_id in frames:
         if dict_id not in decompressors:
             if dict_id == 0:
@@ -324,10 +331,13 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
         # Cut every block into its members (C loops: map over slices), laid out by position.
         base, last = rows[0][0], rows[-1][0]
         flat: list[bytes] = [b""] * (last - base + 1)
-        for (_, first, _, sizes, data), (dict_id, k) in zip(found, block_slots):
-            payload = data if dict_id < 0 else done[dict_id][k].tobytes()
-            offsets = list(accumulate(unpack_sizes(sizes), initial=0))
-            members = list(map(payload.__getitem__, map(slice, offsets, offsets[1:])))
+        for (_, first, _, sizes, _, _), slots in zip(found, block_slots):
+            member_sizes = unpack_sizes(sizes)
+            members = []
+            for dict_id, k, frame, lo, hi in slots:
+                payload = frame if k < 0 else done[dict_id][k].tobytes()
+                offsets = list(accumulate(member_sizes[lo:hi], initial=0))
+                members += map(payload.__getitem__, map(slice, offsets, offsets[1:]))
             start = first - base
             if start < 0:
                 members, start = members[-start:], 0
