@@ -1,15 +1,17 @@
-"""How event payloads are stored: one compressed frame per event, or blocks of neighbours.
+"""How event payloads are stored: one compressed frame per event, or blocks of frames.
 
-A bulk append (ingesting a transcript tree) stores each run of consecutive events as a single
-zstd frame in `blocks`: neighbouring transcript lines repeat each other (the
-streamed lines of one response, a file read then edited), which per-line frames cannot exploit.
-Blocks compress about 20% smaller and faster. Small appends (tail, commands) and large payloads
-keep a frame of their own in `events.data`. Owns the `blocks` table (sql/0005_blocks.sql).
+A bulk append (ingesting a transcript tree) compresses each run of up to BLOCK_EVENTS
+consecutive events as one zstd frame: neighbouring transcript lines repeat each other (the
+streamed lines of one response, a file read then edited), which per-line frames cannot exploit,
+so runs compress about 20% smaller and faster. A payload of ALONE_BYTES or more is a frame of
+its own. The frames of an append go side by side into `blocks` rows, up to FRAMES_PER_BLOCK a
+row. Small appends (tail, commands) keep a frame per event in `events.data`. Owns the `blocks`
+table (sql/0005_blocks.sql, 0009_block_frames.sql).
 
-A block member's row has `block_id` set and an empty `data`; its payload is member
-`position - first_position` of the block, whose `sizes` lists every member's length. A block
-holds up to FRAMES_PER_BLOCK frames side by side (`frames` lists each one's member count and
-length; NULL: one frame), each decoded on its own, so reading one event costs one frame.
+A block member's events row has `block_id` set and an empty `data`; its payload is member
+`position - first_position` of the block, whose `sizes` lists every member's length and
+`frames` each frame's member count and length (NULL: one frame). Each frame is decoded on its
+own, so reading one event costs one frame.
 """
 
 from __future__ import annotations
@@ -28,20 +30,19 @@ BLOCK_EVENTS = 32
 """Events a block holds at most: bigger blocks leave fewer part-filled pages (the log of the
 500 MB generated tree: 142.3 MB with 16, 134.8 MB with 32, 132.6 MB with 64) but cost more to
 decompress for one event (about 80 KB for 32 transcript lines)."""
-FRAMES_PER_BLOCK = 8
+FRAMES_PER_BLOCK = 16
 """Frames a blocks row holds at most. Every row leaves part of a page empty (about 0.7 KB), so
-fewer, longer rows waste less: the blocks table of the 500 MB generated tree is 82.5 MB with 8
-frames a row, 86.4 MB with one."""
+fewer, longer rows waste less: on the 500 MB generated tree the blocks table was 86.4 MB with
+one frame a row and 82.5 MB with up to eight."""
 ALONE_BYTES = 32 * 1024
-"""A payload this large is compressed on its own: reading it back should not cost its neighbours."""
+"""A payload this large is a frame of its own: reading it back should not cost its neighbours,
+nor them it."""
 BULK = 32
 """Appends of fewer events store every payload alone."""
 
 Encode = Callable[[bytes], tuple[int | None, bytes]]
 Row = tuple[int, int | None, bytes, int | None]
 """(position, dict_id, data, block_id) of an events row."""
-BlockRow = tuple[int, int | None, bytes, bytes | None, bytes]
-"""(first_position, dict_id, sizes, frames, data) of a blocks row."""
 
 
 def runs(sizes: Sequence[int]) -> list[range]:
@@ -64,65 +65,82 @@ def runs(sizes: Sequence[int]) -> list[range]:
 
 
 def pack_sizes(sizes: Sequence[int]) -> bytes:
-    """Members' lengths as the `sizes` column stores them."""
-    return struct.pack(f"<{len(sizes)}I", *sizes)
+    """Members' lengths as the `sizes` column stores them: uint16 when every one fits, else uint32
+    (the member count in `frames` tells which)."""
+    code = "H" if max(sizes, default=0) < 1 << 16 else "I"
+    return struct.pack(f"<{len(sizes)}{code}", *sizes)
 
 
-def unpack_sizes(packed: bytes) -> tuple[int, ...]:
-    return struct.unpack(f"<{len(packed) // 4}I", packed)
-
-
-def pack_frames(frames: Sequence[tuple[int, int]]) -> bytes | None:
-    """(member count, encoded length) of each frame as the `frames` column stores them (NULL for one)."""
-    if len(frames) < 2:
-        return None
+def pack_frames(frames: Sequence[tuple[int, int]]) -> bytes:
+    """(member count, encoded length) of each frame, as the `frames` column stores them."""
     return struct.pack(f"<{2 * len(frames)}I", *(n for frame in frames for n in frame))
 
 
-def frame_spans(members: int, frames: bytes | None, length: int) -> list[tuple[int, int, int, int]]:
-    """(first member, member stop, start, stop in the data) of each frame of a block."""
+Span = tuple[int, int, int, int]
+"""(first member, member stop, start, stop in `data`) of one frame of a block."""
+
+
+def layout(sizes: bytes, frames: bytes | None, length: int) -> tuple[tuple[int, ...], list[Span]]:
+    """A blocks row's member sizes and frames. A row without `frames` (written before they
+    existed) is one frame with uint32 sizes."""
     if frames is None:
-        return [(0, members, 0, length)]
+        member_sizes = struct.unpack(f"<{len(sizes) // 4}I", sizes)
+        return member_sizes, [(0, len(member_sizes), 0, length)]
     numbers = struct.unpack(f"<{len(frames) // 4}I", frames)
-    spans, member, offset = [], 0, 0
+    spans: list[Span] = []
+    member = offset = 0
     for count, size in zip(numbers[::2], numbers[1::2]):
         spans.append((member, member + count, offset, offset + size))
         member, offset = member + count, offset + size
-    return spans
+    code = "H" if len(sizes) == 2 * member else "I"
+    return struct.unpack(f"<{member}{code}", sizes), spans
 
 
-def block_rows(first: int, groups: Sequence[range], encoded: Sequence[tuple[int | None, bytes]],
-               sizes: Sequence[int]) -> tuple[list[BlockRow], list[int | None]]:
-    """The blocks rows for encoded runs of an append whose events start at position `first`, and
-    for each run the index of its row (None: one event, stored in its own events row). Runs that
-    follow each other and share a dictionary go in one row, up to FRAMES_PER_BLOCK of them."""
-    rows: list[BlockRow] = []
-    where: list[int | None] = []
-    frames: list[tuple[int, int]] = []
-    datas: list[bytes] = []
-    start = stop = 0
-    row_dict: int | None = None
+class BlockRows:
+    """The blocks rows of one bulk append, built as its runs come out of the encoder: runs that
+    follow each other and share a dictionary fill one row, up to FRAMES_PER_BLOCK of them (a
+    payload of ALONE_BYTES or more is a run, and a frame, of its own). Rows are numbered from
+    `next_id`, so the events of a row still open can name it."""
 
-    def close() -> None:
-        if frames:
-            rows.append((first + start, row_dict, pack_sizes(sizes[start:stop]), pack_frames(frames), b"".join(datas)))
-            frames.clear()
-            datas.clear()
+    def __init__(self, first_position: int, sizes: Sequence[int], next_id: int) -> None:
+        self._first, self._sizes, self._id = first_position, sizes, next_id
+        self._frames: list[tuple[int, int]] = []
+        self._datas: list[bytes] = []
+        self._start = self._stop = 0
+        self._dict: int | None = None
+        self._done: list[tuple] = []
 
-    for group, (dict_id, data) in zip(groups, encoded):
-        if len(group) == 1:
-            close()
-            where.append(None)
-            continue
-        if not frames or group.start != stop or dict_id != row_dict or len(frames) == FRAMES_PER_BLOCK:
-            close()
-            start, row_dict = group.start, dict_id
-        frames.append((len(group), len(data)))
-        datas.append(data)
-        stop = group.stop
-        where.append(len(rows))
-    close()
-    return rows, where
+    def add(self, runs: Sequence[range], encoded: Sequence[tuple[int | None, bytes]]) -> list[int]:
+        """Add encoded runs (in order); returns the block id of each."""
+        ids = []
+        for run, (dict_id, data) in zip(runs, encoded):
+            if (not self._frames or run.start != self._stop or dict_id != self._dict
+                    or len(self._frames) == FRAMES_PER_BLOCK):
+                self._close()
+                self._start, self._dict = run.start, dict_id
+            self._frames.append((len(run), len(data)))
+            self._datas.append(data)
+            self._stop = run.stop
+            ids.append(self._id)
+        return ids
+
+    def take(self) -> list[tuple]:
+        """The rows completed so far, (block_id, first_position, dict_id, sizes, frames, data)."""
+        done, self._done = self._done, []
+        return done
+
+    def finish(self) -> list[tuple]:
+        """The remaining rows, the open one included."""
+        self._close()
+        return self.take()
+
+    def _close(self) -> None:
+        if self._frames:
+            self._done.append((self._id, self._first + self._start, self._dict,
+                               pack_sizes(self._sizes[self._start:self._stop]), pack_frames(self._frames),
+                               b"".join(self._datas)))
+            self._id += 1
+            self._frames, self._datas = [], []
 
 
 def split(payload: bytes, sizes: Sequence[int]) -> list[bytes]:
@@ -159,7 +177,7 @@ def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes
         return out
     ids = sorted(wanted)
     # block_id -> (first position, each frame's first member, its members' offsets, its index in `frames`)
-    layout: dict[int, tuple[int, list[int], list[list[int]], list[int]]] = {}
+    located: dict[int, tuple[int, list[int], list[list[int]], list[int]]] = {}
     frames: list[tuple[int | None, bytes]] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
@@ -167,8 +185,7 @@ def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes
             f"SELECT block_id, first_position, dict_id, sizes, frames, length(data) FROM blocks"
             f" WHERE block_id IN ({','.join('?' * len(chunk))})", chunk,
         ):
-            member_sizes = unpack_sizes(sizes)
-            spans = frame_spans(len(member_sizes), frame_list, length)
+            member_sizes, spans = layout(sizes, frame_list, length)
             starts = [lo for lo, _, _, _ in spans]
             offsets: list[list[int]] = [[] for _ in spans]
             index = [-1] * len(spans)
@@ -179,16 +196,16 @@ def read(conn: apsw.Connection, codec: Codec, rows: Sequence[Row]) -> list[bytes
                     index[k] = len(frames)
                     blob.seek(begin)
                     frames.append((dict_id, blob.read(end - begin)))
-            layout[block_id] = (first, starts, offsets, index)
+            located[block_id] = (first, starts, offsets, index)
     decoded = codec.decode_many(frames)
-    for block_id, (_, starts, offsets, index) in layout.items():
+    for block_id, (_, starts, offsets, index) in located.items():
         for k, i in enumerate(index):
             if i >= 0 and len(decoded[i]) != offsets[k][-1]:
                 raise ValueError(f"block {block_id}: the frame from member {starts[k]} holds {len(decoded[i])}"
                                  f" bytes, its members' sizes add up to {offsets[k][-1]}")
     for i, (position, _, _, block_id) in enumerate(rows):
         if block_id is not None:
-            first, starts, offsets, index = layout[block_id]
+            first, starts, offsets, index = located[block_id]
             member = position - first
             k = bisect_right(starts, member) - 1
             cut, m = offsets[k], member - starts[k]
@@ -226,8 +243,7 @@ def reencode_block(conn: apsw.Connection, codec: Codec, block_id: int, encode: E
     first, dict_id, sizes, frame_list, data = conn.execute(
         "SELECT first_position, dict_id, sizes, frames, data FROM blocks WHERE block_id = ?", (block_id,)
     ).fetchall()[0]
-    member_sizes = unpack_sizes(sizes)
-    spans = frame_spans(len(member_sizes), frame_list, len(data))
+    member_sizes, spans = layout(sizes, frame_list, len(data))
     members: list[bytes] = []
     for lo, hi, begin, end in spans:
         members += split(codec.decode(dict_id, data[begin:end]), member_sizes[lo:hi])
@@ -294,7 +310,7 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
     block_slots: list[list[tuple[int, int, bytes, int, int]]] = []
     for _, _, dict_id, sizes, frame_list, data in found:
         slots = []
-        spans = frame_spans(len(sizes) // 4, frame_list, len(data))
+        spans = layout(sizes, frame_list, len(data))[1]
         for lo, hi, begin, end in spans:
             frame = data if len(spans) == 1 else data[begin:end]
             if dict_id is None:
@@ -331,8 +347,8 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
         # Cut every block into its members (C loops: map over slices), laid out by position.
         base, last = rows[0][0], rows[-1][0]
         flat: list[bytes] = [b""] * (last - base + 1)
-        for (_, first, _, sizes, _, _), slots in zip(found, block_slots):
-            member_sizes = unpack_sizes(sizes)
+        for (_, first, _, sizes, frame_list, data), slots in zip(found, block_slots):
+            member_sizes = layout(sizes, frame_list, len(data))[0]
             members = []
             for dict_id, k, frame, lo, hi in slots:
                 payload = frame if k < 0 else done[dict_id][k].tobytes()

@@ -61,9 +61,9 @@ def stats(store: Store) -> Stats:
             events += 1
             stored += len(data)
             raw += len(data) if dict_id is None else zstandard.frame_content_size(data)
-        for sizes, stored_bytes in conn.execute("SELECT sizes, length(data) FROM blocks"):
+        for sizes, frames, stored_bytes in conn.execute("SELECT sizes, frames, length(data) FROM blocks"):
             stored += stored_bytes
-            raw += sum(payloads.unpack_sizes(sizes))
+            raw += sum(payloads.layout(sizes, frames, stored_bytes)[0])
         kinds = dict(conn.execute("SELECT name, type FROM sqlite_schema"))
         tables = [
             TableSize(name=name, kind=kinds.get(name, "internal"), bytes=size)

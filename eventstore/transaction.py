@@ -44,7 +44,7 @@ _INSERT_AT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
-_INSERT_BLOCK = "INSERT INTO blocks (first_position, dict_id, sizes, frames, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT_BLOCK = "INSERT INTO blocks (block_id, first_position, dict_id, sizes, frames, data) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class Transaction:
@@ -170,35 +170,35 @@ class Transaction:
         stream_nos, versions, index_entries = assigned_versions
         client_no, now, conn = self.store._client_no, self.now, self._conn
         number = self.store.names.numbers(conn, set().union(*(map(field, events) for field in _NAMED)))
+        rows = payloads.BlockRows(first, sizes, self._next_block_id()) if len(groups) < n else None
         for chunk_groups, frames in encoded:
-            block_rows, where = payloads.block_rows(first, chunk_groups, frames, sizes)
-            block_id = 0
-            if block_rows:
-                conn.executemany(_INSERT_BLOCK, block_rows)
-                block_id = conn.last_insert_rowid() - len(block_rows) + 1
             dict_ids: list[int | None] = []
             stored: list[bytes] = []
             block_ids: list[int | None] = []
-            for group, (dict_id, frame), row in zip(chunk_groups, frames, where):
-                if row is not None:
+            if rows is None:  # one frame an event, in its own row
+                dict_ids = [dict_id for dict_id, _ in frames]
+                stored = [frame for _, frame in frames]
+                block_ids = [None] * len(frames)
+            else:
+                for group, block_id in zip(chunk_groups, rows.add(chunk_groups, frames)):
                     dict_ids += [None] * len(group)
                     stored += [b""] * len(group)
-                    block_ids += [block_id + row] * len(group)
-                else:
-                    dict_ids.append(dict_id)
-                    stored.append(frame)
-                    block_ids.append(None)
+                    block_ids += [block_id] * len(group)
+                conn.executemany(_INSERT_BLOCK, rows.take())
             start, stop = chunk_groups[0].start, chunk_groups[-1].stop
             chunk = events[start:stop]
             assigned = zip(*[list(map(number.__getitem__, map(field, chunk))) for field in _NAMED],
-                           map(entity_ids.stored, map(_ENTITY_ID, chunk)), range(first + start, first + stop), ids[start:stop], stream_nos[start:stop],
-                           versions[start:stop], repeat(client_no), repeat(now), dict_ids, stored, block_ids)
+                           map(entity_ids.stored, map(_ENTITY_ID, chunk)), range(first + start, first + stop),
+                           ids[start:stop], stream_nos[start:stop], versions[start:stop], repeat(client_no),
+                           repeat(now), dict_ids, stored, block_ids)
             before = conn.total_changes()
             conn.executemany(_INSERT_AT, map(operator.add, map(_OTHER_FIELDS, chunk), assigned))
             if conn.total_changes() - before != stop - start:
                 if optimistic:
                     return None
                 raise RuntimeError("an event id appeared while this transaction held the write lock")
+        if rows is not None:
+            conn.executemany(_INSERT_BLOCK, rows.finish())
         stream_index.record(conn, index_entries)
         self._appended.append((events, first, versions, self.store.client_id, now))
         return list(range(first, first + n))
@@ -233,6 +233,9 @@ class Transaction:
             index_entries.append(stream_index.entry(stream[0], added.start, positions))
             stream[1] = added.stop - 1
         return stream_nos, versions, index_entries
+
+    def _next_block_id(self) -> int:
+        return self._conn.execute("SELECT coalesce(max(block_id), 0) + 1 FROM blocks").fetchall()[0][0]
 
     def _next_position(self) -> int:
         rows = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchall()

@@ -219,6 +219,7 @@ def test_blocks_hold_several_frames_and_any_one_event_reads_back(store):
     import random
 
     from eventstore.check import check
+    from eventstore.payloads import ALONE_BYTES, layout
 
     rng = random.Random(5)
     payloads = [rng.choice([b'{"n":%d,"t":"%s"}' % (i, b"ab" * rng.randrange(400)),
@@ -226,15 +227,30 @@ def test_blocks_hold_several_frames_and_any_one_event_reads_back(store):
                 b'{"n":%d,"t":"%s"}' % (i, b"xy" * rng.randrange(600)) for i in range(2000)]
     positions = store.append([new_event(f"s{i % 5}", p) for i, p in enumerate(payloads)])
     conn = store.db.conn
-    frames = [f for (f,) in conn.execute("SELECT frames FROM blocks")]
-    assert any(f is not None and len(f) > 8 for f in frames), "some rows hold several frames"
-    assert conn.execute("SELECT count(*) FROM events WHERE block_id IS NULL AND length(data) > 0").fetchall()[0][0]
+    rows = [layout(sizes, frames, length) for sizes, frames, length in
+            conn.execute("SELECT sizes, frames, length(data) FROM blocks")]
+    assert any(len(spans) > 1 for _, spans in rows), "some rows hold several frames"
+    large = [hi - lo for member_sizes, spans in rows for lo, hi, _, _ in spans
+             if max(member_sizes[lo:hi]) >= ALONE_BYTES]
+    assert large and set(large) == {1}, "a large payload is a frame of its own"
+    assert conn.execute("SELECT count(*) FROM events WHERE block_id IS NULL").fetchall()[0][0] == 0
     assert [e.data for e in store.read_all()] == payloads
     for i in rng.sample(range(2000), 200):  # one event at a time: only its frame is decoded
         assert store.get(positions[i]).data == payloads[i]
     assert [e.data for e in store.read_stream("s3")] == payloads[3::5]
     report = check(store, deep=True)
     assert report.ok, report.problems
+
+
+def test_block_sizes_are_two_bytes_each_unless_a_member_needs_four(store):
+    small = [b'{"n":%d}' % i for i in range(40)]
+    large = small[:20] + [b"x" * 100_000] + small[20:]
+    store.append([new_event("a", p) for p in small])
+    store.append([new_event("b", p) for p in large])
+    widths = [len(sizes) // members for sizes, members in store.db.conn.execute(
+        "SELECT sizes, (SELECT count(*) FROM events e WHERE e.block_id = b.block_id) FROM blocks b ORDER BY block_id")]
+    assert widths == [2, 4]
+    assert [e.data for e in store.read_all()] == small + large
 
 
 def test_read_stream_finds_interleaved_and_consecutive_runs_from_any_version(store):
