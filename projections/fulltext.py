@@ -93,7 +93,7 @@ class FulltextProjection:
 
     def __init__(self, options: FtsOptions | None = None) -> None:
         self.options = options or FtsOptions()
-        self.version = f"2:{self.options.identity()}"
+        self.version = f"3:{self.options.identity()}"
 
     def create(self, tx: Writer, prefix: str) -> None:
         """Create the tables, every name prefixed with `prefix`."""

@@ -110,21 +110,28 @@ def _clean(text: str, limit: int) -> str:
     return clip(strip_base64(text), limit)
 
 
-def _strings(value: Any, out: list[str], budget: list[int]) -> None:
-    """Collect the string leaves of a JSON value (tool inputs), depth first, within a budget."""
+PROSE_KEYS = frozenset(("description", "prompt", "subject", "activeForm", "todos", "output_mode"))
+"""Tool-input fields holding prose or options, not code or paths: in the word index only, not
+in the substring index (a ninth of its bytes on the benchmark tree: subagent prompts, command
+descriptions, todo lists)."""
+
+
+def _strings(value: Any, out: list[tuple[bool, str]], budget: list[int], prose: bool = False) -> None:
+    """Collect the string leaves of a JSON value (tool inputs), depth first, within a budget,
+    each with whether it sits under one of PROSE_KEYS."""
     if budget[0] <= 0:
         return
     if isinstance(value, str):
-        out.append(value)
+        out.append((prose, value))
         budget[0] -= len(value)
     elif isinstance(value, dict):
-        for item in value.values():
-            _strings(item, out, budget)
+        for key, item in value.items():
+            _strings(item, out, budget, prose or key in PROSE_KEYS)
     elif isinstance(value, list):
         for item in value:
-            _strings(item, out, budget)
+            _strings(item, out, budget, prose)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        out.append(str(value))
+        out.append((prose, str(value)))
 
 
 def _tool_result_text(block: ToolResultBlock, options: TextOptions) -> str:
@@ -135,11 +142,12 @@ def _tool_result_text(block: ToolResultBlock, options: TextOptions) -> str:
 
 
 def _tool_use_text(block: ToolUseBlock, options: TextOptions) -> tuple[str, str]:
-    values: list[str] = []
+    values: list[tuple[bool, str]] = []
     _strings(block.input or {}, values, [options.tool_input_bytes * 2])
-    joined = strip_base64("\n".join(values))
+    joined = strip_base64("\n".join(value for _, value in values))
     text = clip(f"{block.name or ''}\n{joined}", options.tool_input_bytes)
-    return text, clip(joined, options.code_bytes)
+    code = strip_base64("\n".join(value for prose, value in values if not prose))
+    return text, clip(code, options.code_bytes)
 
 
 def extract(event: RecordedEvent, options: TextOptions = TextOptions()) -> SearchText | None:

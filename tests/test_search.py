@@ -339,3 +339,28 @@ def test_read_line_numbers_are_not_indexed():
     numbered = "     1→import os\n    12→x = 1 → 2\n  1234→done"
     assert search_text.strip_line_numbers(numbered) == "import os\nx = 1 → 2\ndone"
     assert search_text.strip_line_numbers("no arrows 12") == "no arrows 12"
+
+
+def test_tool_input_prose_is_found_by_words_and_code_by_substrings(tmp_path):
+    root = tmp_path / "projects" / "-srv"
+    root.mkdir(parents=True)
+    tools = [{"type": "tool_use", "id": "t1", "name": "Bash",
+              "input": {"command": "ls -la /srv/quokkadata", "description": "List the wombat folder"}},
+             {"type": "tool_use", "id": "t2", "name": "Task",
+              "input": {"description": "Audit", "prompt": "Audit every numbat handler for races"}}]
+    with open(root / "s1.jsonl", "w") as f:
+        for i, block in enumerate(tools):
+            f.write(json.dumps({"type": "assistant", "sessionId": "s1", "cwd": "/srv", "uuid": f"u{i}",
+                                "timestamp": "2026-03-01T10:00:00.000Z",
+                                "message": {"role": "assistant", "id": f"m{i}", "model": "claude-x",
+                                            "content": [block]}}) + "\n")
+    with Store(tmp_path / "events.db") as store:
+        Ingester(store).ingest([tmp_path / "projects"])
+        runner = ready(store)
+        found = [search_text.extract(e) for e in store.read_all()]
+        assert "ls -la /srv/quokkadata" in found[0].code and "wombat" not in found[0].code
+        assert found[1].code == "" and "numbat" in found[1].text
+        assert [h.event_position for h in find(store, "wombat folder")] == [1]
+        assert [h.event_position for h in find(store, "numbat handler")] == [2]
+        assert [h.event_position for h in find(store, "srv/quokkad")] == [1]  # a substring: the code index
+        runner.close()
