@@ -144,8 +144,8 @@ def test_same_lines_in_several_files_are_stored_once(tmp_path):
 
 
 def test_a_long_file_keeps_every_line_in_runs_of_bounded_length(tmp_path):
-    lines = [b'{"type":"user","sessionId":"s1","uuid":"u%d","message":{"content":"%s"}}\n' % (i, b"x" * (i % 97))
-             for i in range(600)]
+    lines = [b'{"type":"user","sessionId":"s1","uuid":"u%d","message":{"content":"%s"}}\n'
+             % (i, b"x" * (70_000 if i == 300 else i % 97)) for i in range(600)]  # one step needs 4 bytes
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "s1.jsonl").write_bytes(b"".join(lines))
     with Store(tmp_path / "e.db") as store:

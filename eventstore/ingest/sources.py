@@ -19,8 +19,8 @@ import msgspec
 HEAD_BYTES = 4096
 """How much of a file's beginning is hashed to notice that it was rewritten."""
 RUN_EVENTS = 240
-"""Events a `line_runs` row covers at most: its steps (4 bytes an event) then stay within what a
-row of a WITHOUT ROWID table keeps on its own page. Longer runs spilled onto overflow pages,
+"""Events a `line_runs` row covers at most: its steps (2 or 4 bytes an event) then stay within what
+a row of a WITHOUT ROWID table keeps on its own page. Longer runs spilled onto overflow pages,
 half of each last one empty: the table of the 500 MB generated tree took 1.6 MB for 0.8 MB of steps."""
 
 
@@ -126,18 +126,28 @@ def record_provenance(tx, rows: list[tuple[int, int, int]]) -> None:
                 continue
         run = rows[start:i]
         steps = [b[2] - a[2] for a, b in zip(run, run[1:])]
-        runs.append((run[0][0], run[0][1], run[0][2], run[-1][0],
-                     struct.pack(f"<{len(steps)}I", *steps) if steps else None))
+        runs.append((run[0][0], run[0][1], run[0][2], run[-1][0], _pack_steps(steps)))
         start = i
     tx.executemany("INSERT OR IGNORE INTO line_runs (first_position, source_id, first_offset, last_position, steps)"
                    " VALUES (?, ?, ?, ?, ?)", runs)
 
 
-def _expanded(first_position: int, first_offset: int, steps: bytes | None) -> Iterator[tuple[int, int]]:
+def _pack_steps(steps: list[int]) -> bytes | None:
+    """A run's steps as `line_runs.steps` stores them: uint16 when every one fits (lines under
+    64 KB, nearly all), else uint32; the run's length tells which."""
+    if not steps:
+        return None
+    return struct.pack(f"<{len(steps)}{'H' if max(steps) < 1 << 16 else 'I'}", *steps)
+
+
+def _expanded(first_position: int, last_position: int, first_offset: int,
+              steps: bytes | None) -> Iterator[tuple[int, int]]:
     """(position, offset) of every event of a run."""
     yield first_position, first_offset
     offset = first_offset
-    for n, step in enumerate(struct.unpack(f"<{len(steps) // 4}I", steps) if steps else (), start=1):
+    count = last_position - first_position
+    code = "H" if steps and len(steps) == 2 * count else "I"
+    for n, step in enumerate(struct.unpack(f"<{count}{code}", steps) if steps else (), start=1):
         offset += step
         yield first_position + n, offset
 
@@ -145,20 +155,22 @@ def _expanded(first_position: int, first_offset: int, steps: bytes | None) -> It
 def provenance(conn, position: int) -> list[tuple[str, int]]:
     """Every (file path, byte offset) an event was read from."""
     found = set()
-    for path, first_position, first_offset, steps in conn.execute(
-        "SELECT s.path, l.first_position, l.first_offset, l.steps FROM line_runs l JOIN sources s USING (source_id)"
-        " WHERE l.first_position <= ?1 AND l.last_position >= ?1",
+    for path, first_position, last_position, first_offset, steps in conn.execute(
+        "SELECT s.path, l.first_position, l.last_position, l.first_offset, l.steps FROM line_runs l"
+        " JOIN sources s USING (source_id) WHERE l.first_position <= ?1 AND l.last_position >= ?1",
         (position,),
     ):
-        found.update((path, offset) for p, offset in _expanded(first_position, first_offset, steps) if p == position)
+        found.update((path, offset) for p, offset in _expanded(first_position, last_position, first_offset, steps)
+                     if p == position)
     return sorted(found)
 
 
 def origins(conn) -> list[tuple[str, int, int]]:
     """Every (file path, byte offset, position) where an event was read, sorted."""
     found = set()
-    for path, first_position, first_offset, steps in conn.execute(
-        "SELECT s.path, l.first_position, l.first_offset, l.steps FROM line_runs l JOIN sources s USING (source_id)"
+    for path, first_position, last_position, first_offset, steps in conn.execute(
+        "SELECT s.path, l.first_position, l.last_position, l.first_offset, l.steps FROM line_runs l"
+        " JOIN sources s USING (source_id)"
     ):
-        found.update((path, offset, p) for p, offset in _expanded(first_position, first_offset, steps))
+        found.update((path, offset, p) for p, offset in _expanded(first_position, last_position, first_offset, steps))
     return sorted(found)
