@@ -8,7 +8,9 @@ applies to new events without rewriting old ones. Owns the `dictionaries` table.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -23,6 +25,8 @@ SAMPLE_BYTES = 64 * 1024
 """A training sample is a run of consecutive payloads joined, up to this size: shaped like the
 blocks the dictionary will compress (on the 500 MB generated tree, blocks compress 5-8% smaller
 with a dictionary learned from such runs than from the heads of single lines)."""
+TRAINING_NICE = 10
+"""How much lower than the appending threads' the training thread's priority is."""
 SAMPLES = 600
 """Samples a dictionary learns from at most (about 38 MB, a second of training in the background).
 More compress a little better and cost memory while the dictionary trains: ingesting the 500 MB
@@ -69,8 +73,17 @@ def _compression_thread() -> ThreadPoolExecutor:
 def _training_thread() -> ThreadPoolExecutor:
     global _trainer
     if _trainer is None:
-        _trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-train")
+        _trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-train",
+                                      initializer=_lower_priority)
     return _trainer
+
+
+def _lower_priority() -> None:
+    """Train on what CPU appends leave idle: on Linux a thread has a nice value of its own."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TRAINING_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def _samples(payloads: Sequence[bytes]) -> list[bytes]:
@@ -96,6 +109,18 @@ def _enough(samples: list[bytes]) -> list[bytes] | None:
     return samples if len(samples) >= 64 and sum(map(len, samples)) >= 64 * 1024 else None
 
 
+def _train_from_log(path: str, head: int) -> tuple[zstandard.ZstdCompressionDict | None, int]:
+    """In the training thread: sample the log through a connection of its own (what is committed
+    so far), then train; returns the dictionary and how many samples it learnt from."""
+    conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        with conn:  # one read snapshot
+            samples = _enough(_samples(_stored_samples(conn, Codec(conn, compress=False), head)))
+    finally:
+        conn.close()
+    return (_train(samples) if samples else None), len(samples or ())
+
+
 def _train(samples: list[bytes]) -> zstandard.ZstdCompressionDict | None:
     """Train a dictionary (zstd releases the GIL meanwhile); None when the samples are too uniform."""
     try:
@@ -116,7 +141,7 @@ class Codec:
         self._compressor = _compressor(None)
         self._dict_id = 0
         self._trained_at = 0
-        self._training: tuple[Future, int, int] | None = None  # (dictionary, trained_at, samples)
+        self._training: tuple[Future, int] | None = None  # ((dictionary, samples), trained_at)
         self.reload()
 
     def reload(self) -> None:
@@ -231,22 +256,24 @@ class Codec:
         """Start training a dictionary in the background; `adopt` stores it, and appends carry on
         meanwhile with the dictionary they have. It learns from `recent` payloads (a bulk
         append's, in memory already) when they make a full sample or the log has no dictionary
-        yet, else from a sample of the stored ones; `head` is the log's size counting them."""
+        yet, else from a sample of the stored ones, which the training thread reads through a
+        connection of its own; `head` is the log's size counting them."""
         samples = _enough(_samples(recent)) if _full_sample(recent) or self._dict_id == 0 else None
-        samples = samples or _enough(_samples(_stored_samples(conn, self, head)))
         if samples is not None:
-            self._training = (_training_thread().submit(_train, samples), head, len(samples))
+            self._training = (_training_thread().submit(lambda: (_train(samples), len(samples))), head)
+        elif conn.filename:
+            self._training = (_training_thread().submit(_train_from_log, conn.filename, head), head)
 
     def adopt(self, conn: apsw.Connection, now: int) -> int | None:
         """Store a dictionary trained in the background and use it from now on, inside a write
         transaction. It waits for a training still running only once the log has doubled since."""
         if self._training is None:
             return None
-        future, trained_at, samples = self._training
+        future, trained_at = self._training
         if not future.done() and _head(conn) < 2 * trained_at:
             return None
         self._training = None
-        zdict = future.result()
+        zdict, samples = future.result()
         return None if zdict is None else self._install(conn, zdict, trained_at, samples, now)
 
     def _install(self, conn: apsw.Connection, zdict: zstandard.ZstdCompressionDict, trained_at: int,
