@@ -75,7 +75,6 @@ CREATE TABLE {p}usage_entries (
     cost_usd       REAL                  -- a logged costUSD (the cost, in ccusage's auto mode); else NULL
 );
 CREATE INDEX {p}usage_entries_id ON {p}usage_entries (id_key) WHERE id_key IS NOT NULL;
-CREATE INDEX {p}usage_entries_pair ON {p}usage_entries (pair, ms);
 
 -- Per UTC 15-minute bucket (ms // 900000) and model.
 CREATE TABLE {p}usage_buckets (
@@ -482,11 +481,23 @@ class _Batch:
             " ELSE last_ms END"
             " WHERE pair = ?10",
             [(*sums, *times.get(pair, (None, None)), pair) for pair, sums in sessions.items()])
-        # A replaced copy may have held its pair's first or last time: recompute those rows.
-        tx.executemany(
-            f"UPDATE {p}usage_sessions SET first_ms = (SELECT min(ms) FROM {p}usage_entries WHERE pair = ?1),"
-            f" last_ms = (SELECT max(ms) FROM {p}usage_entries WHERE pair = ?1) WHERE pair = ?1",
-            sorted({(copy.pair,) for copy in self.stored.values()}))
+        # A replaced copy may have held its pair's first or last time: recompute those rows (a scan:
+        # it happens about once per log, not worth an index of every entry's time).
+        if self.stored:
+            bounds = {pair: (first, last) for pair, first, last in tx.execute(
+                f"SELECT pair, first_ms, last_ms FROM {p}usage_sessions WHERE pair IN (SELECT value FROM json_each(?))",
+                (msgspec.json.encode(sorted({copy.pair for copy in self.stored.values()})),))}
+            stale = set()
+            for number, old in self.stored.items():
+                new = self.slots[number]
+                if new.ms == old.ms and numbers[(new.session, new.model)] == old.pair:
+                    continue  # its replacement holds the same time in the same row
+                if old.ms in bounds[old.pair]:
+                    stale.add(old.pair)
+            tx.executemany(
+                f"UPDATE {p}usage_sessions SET first_ms = (SELECT min(ms) FROM {p}usage_entries WHERE pair = ?1),"
+                f" last_ms = (SELECT max(ms) FROM {p}usage_entries WHERE pair = ?1) WHERE pair = ?1",
+                [(pair,) for pair in sorted(stale)])
 
 
 def _count(buckets: dict, sessions: dict, copy: _Copy, pair: int, pico: int, sign: int) -> None:
