@@ -225,7 +225,7 @@ class UsageProjection:
         """Fold a batch of events into the kept copies and the aggregates."""
         found: list[_Copy] = []
         keys = _Keys()
-        decode = lean.assistant
+        decode = lean.take_assistant  # usage reads an assistant line last: the memo forgets it
         for event in events:
             data = event.data
             if USAGE_MARKER not in data:
