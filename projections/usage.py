@@ -295,6 +295,19 @@ def _ms(timestamp: str) -> int | None:
     return ms
 
 
+_VERSIONS: dict[str, bool] = {}
+
+
+def _semver(version: str) -> bool:
+    """Whether a `version` starts N.N.N (ccusage's check), remembered: a log holds few versions."""
+    known = _VERSIONS.get(version)
+    if known is None:
+        known = _SEMVER_PREFIX.match(version) is not None
+        if len(_VERSIONS) < 10_000:
+            _VERSIONS[version] = known
+    return known
+
+
 def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -> _Copy | None:
     """The copy in a well-formed assistant record, exactly as usage_decode's typed path reads it;
     None: let the general path decide."""
@@ -310,7 +323,7 @@ def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -
     version = line.version
     model = message.model
     if (line.sessionId == "" or line.requestId == "" or message.id == "" or not model or model == SYNTHETIC_MODEL
-            or line.isApiErrorMessage or (version is not None and not _SEMVER_PREFIX.match(version))):
+            or line.isApiErrorMessage or (version is not None and not _semver(version))):
         return None
     ms = _ms(timestamp)
     if ms is None:
