@@ -64,12 +64,16 @@ def build_store(db: Path, tree: Path):
 
 
 def read_only_seconds(runner, names: list[str]) -> float:
-    """Time reading what a replay of these projections reads, applying nothing."""
+    """Time reading what a replay of these projections reads, the way it reads it, applying nothing."""
     chosen = [runner.projections[n] for n in names]
     started = time.perf_counter()
+    reader = runner._reader(chosen)
     after = 0
-    while events := runner._read(chosen, after):
-        after = events[-1].position
+    try:
+        while events := reader.read(after):
+            after = events[-1].position
+    finally:
+        reader.close()
     return time.perf_counter() - started
 
 

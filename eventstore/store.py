@@ -287,7 +287,8 @@ class BatchReader:
     it fetches the following batch's rows and hands their zstd frames to a worker thread
     (`payloads.read_later`), so they decompress while the caller applies this batch. Call it
     inside the caller's transaction: a batch fetched in an earlier one is used only when it was
-    full (later appends cannot change a full batch; a short one is read again).
+    full (later appends cannot change a full batch; a short one is read again) and no other
+    connection has committed since (`PRAGMA data_version`: a redaction rewrites payloads).
     """
 
     def __init__(self, store: Store, limit: int, *, types: Collection[str] | None = None,
@@ -295,12 +296,13 @@ class BatchReader:
         self.store, self.limit = store, limit
         self.types = None if types is None else list(types)
         self.payload_types = payload_types
-        self._next: tuple[int, list[tuple], Callable[[], list[bytes]]] | None = None
+        self._next: tuple[int, list[tuple], Callable[[], list[bytes]], int] | None = None
         self._decompressors: dict[int, object] = {}
 
     def read(self, after: int) -> list[RecordedEvent]:
         ahead, self._next = self._next, None
-        if ahead is not None and ahead[0] == after and len(ahead[1]) == self.limit:
+        if (ahead is not None and ahead[0] == after and len(ahead[1]) == self.limit
+                and ahead[3] == self._data_version()):
             rows, finish = ahead[1], ahead[2]
         else:
             if ahead is not None:
@@ -308,7 +310,7 @@ class BatchReader:
             rows, finish = self._start(after)
         if len(rows) == self.limit:
             following = rows[-1][0]
-            self._next = (following, *self._start(following))
+            self._next = (following, *self._start(following), self._data_version())
         store = self.store
         conn = store.db.conn
         payloads_ = finish()
@@ -322,6 +324,9 @@ class BatchReader:
         ahead, self._next = self._next, None
         if ahead is not None:
             ahead[2]()
+
+    def _data_version(self) -> int:
+        return self.store.db.conn.execute("PRAGMA data_version").fetchall()[0][0]
 
     def _start(self, after: int) -> tuple[list[tuple], Callable[[], list[bytes]]]:
         store = self.store

@@ -9,7 +9,8 @@ A `Runner` drives a list of projections over one `Store`:
   hook), when their checkpoint is exactly at the start of what is being appended; otherwise
   they are left to `catch_up`.
 * `rebuild(names)` (the `replay` command, or a projection whose `version` changed) builds
-  fresh tables under the prefix `r<generation>_` in batches while writers carry on, then in
+  fresh tables under the prefix `r<generation>_` in batches (of `rebuild_batch_size`) while
+  writers carry on, then in
   one final transaction applies what arrived meanwhile, drops the live tables and renames the
   new ones into their place. Readers see the old tables until that commit.
 * An event whose `apply` raises is isolated (the batch is retried one event at a time inside
@@ -45,6 +46,7 @@ from schemas.envelope import RecordedEvent
 
 __all__ = [
     "BATCH_SIZE",
+    "REBUILD_BATCH_SIZE",
     "CatchUpReport",
     "ProjectionError",
     "ProjectionStatus",
@@ -60,6 +62,12 @@ __all__ = [
 BATCH_SIZE = 5_000
 """Events per write transaction: large enough to amortise a commit, small enough not to hold
 the write lock for long."""
+REBUILD_BATCH_SIZE = 20_000
+"""Events per write transaction of a rebuild (unless the runner was given a batch size of its
+own): every commit rewrites each page its batch touched, and keys spread at random
+(session_keys, usage_entries' id index) touch most pages of their tables in any batch, so
+fewer, larger batches write far less. On the 500 MB tree such a batch holds the write lock
+about half a second."""
 
 DDL = """
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
@@ -229,6 +237,7 @@ class Runner:
         projections: Iterable[Projection],
         *,
         batch_size: int = BATCH_SIZE,
+        rebuild_batch_size: int | None = None,
     ) -> None:
         self.store = store
         self.projections: dict[str, Projection] = {}
@@ -238,6 +247,7 @@ class Runner:
             self.projections[projection.name] = projection
         check_tables(self.projections.values())
         self.batch_size = batch_size
+        self.rebuild_batch_size = rebuild_batch_size or (REBUILD_BATCH_SIZE if batch_size == BATCH_SIZE else batch_size)
         self._ensure_schema()
         store.after_append.append(self._after_append)
 
@@ -413,7 +423,7 @@ class Runner:
                 head = tx.head()
                 events = reader.read(after)
                 total += len(events)
-                done = len(events) < self.batch_size
+                done = len(events) < self.rebuild_batch_size
                 upto = head if done else events[-1].position
                 for projection in chosen:
                     self._apply(tx, projection, _handled(projection, events), prefix, generation)
@@ -506,7 +516,7 @@ class Runner:
     def _reader(self, projections: Sequence[Projection]) -> BatchReader:
         """`_read` for a rebuild: one batch ahead, the next batch decompressing while this one applies."""
         types, payloads = _wanted(projections)
-        return BatchReader(self.store, self.batch_size, types=types, payload_types=payloads)
+        return BatchReader(self.store, self.rebuild_batch_size, types=types, payload_types=payloads)
 
     def _apply(self, tx: Transaction, projection: Projection, events: Sequence[RecordedEvent],
                prefix: str, generation: int) -> int:

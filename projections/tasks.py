@@ -142,6 +142,7 @@ class _State(msgspec.Struct):
     priority: str | None
     version: int
     in_list: int
+    list_key: str | None = None
 
 
 class TasksProjection:
@@ -172,6 +173,7 @@ class TasksProjection:
                     fold.tool_results(event)
             elif type_ in task_events.TYPES:
                 fold.person(event)
+        fold.write()
 
 
 class _Fold:
@@ -182,7 +184,12 @@ class _Fold:
         self.pending_ids: set[str] = {
             tool_use_id for (tool_use_id,) in tx.execute(f"SELECT tool_use_id FROM {prefix}task_pending")}
         self.pending: set[bytes] = {tool_use_id.encode() for tool_use_id in self.pending_ids}
-        self.states: dict[str, _State | None] = {}  # tasks read or written in this batch, as they now stand
+        # Tasks read or changed in this batch, as they now stand; the changes are written at the end.
+        self.states: dict[str, _State | None] = {}
+        self.in_lists: dict[str, set[str]] = {}  # list key -> tasks of it in `states`
+        self.created: dict[str, tuple[str | None, str | None, int]] = {}  # task -> (session, source, at)
+        self.changed: dict[str, int | None] = {}  # task -> time of its last history row in this batch
+        self.history: list[tuple] = []
 
     # Sources
 
@@ -276,9 +283,13 @@ class _Fold:
                 changed = (state.status, state.priority) != (status, priority)
                 state.status, state.priority, state.in_list = status, priority, 1
                 self._put(task_id, state, event.position, at, history=changed)
-        dropped = [task_id for (task_id,) in self.tx.execute(
-            f"SELECT task_id FROM {self.p}tasks WHERE list_key = ? AND in_list = 1", (list_key,))
-            if task_id not in current]
+        listed = {task_id for (task_id,) in self.tx.execute(
+            f"SELECT task_id FROM {self.p}tasks WHERE list_key = ? AND in_list = 1", (list_key,))}
+        states = self.states
+        listed |= self.in_lists.get(list_key, set())  # the table does not hold this batch's changes yet
+        dropped = [task_id for task_id in listed if task_id not in current
+                   and (task_id not in states or states[task_id].in_list == 1)]
+        dropped.sort()
         self._load(dropped)
         for task_id in dropped:
             state = self._get(task_id)
@@ -328,13 +339,10 @@ class _Fold:
     # Rows
 
     def _get(self, task_id: str) -> _State | None:
-        """A task as it stands (read once per batch; `_put` keeps the copy read current)."""
-        states = self.states
-        if task_id not in states:
-            rows = self.tx.execute(
-                f"SELECT title, status, priority, version, in_list FROM {self.p}tasks WHERE task_id = ?", (task_id,))
-            states[task_id] = _State(*rows[0]) if rows else None
-        return states[task_id]
+        """A task as it stands (read once per batch, then kept current by `_put`)."""
+        if task_id not in self.states:
+            self._load((task_id,))
+        return self.states[task_id]
 
     def _load(self, task_ids) -> None:
         """Read these tasks in one query (those not read yet), for `_get`."""
@@ -345,34 +353,49 @@ class _Fold:
         for task_id in wanted:
             states[task_id] = None
         for task_id, *row in self.tx.execute(
-                f"SELECT task_id, title, status, priority, version, in_list FROM {self.p}tasks"
+                f"SELECT task_id, title, status, priority, version, in_list, list_key FROM {self.p}tasks"
                 f" WHERE task_id IN (SELECT value FROM json_each(?))", (msgspec.json.encode(wanted),)):
-            states[task_id] = _State(*row)
+            self._keep(task_id, _State(*row))
+
+    def _keep(self, task_id: str, state: _State) -> None:
+        self.states[task_id] = state
+        if state.list_key is not None:
+            self.in_lists.setdefault(state.list_key, set()).add(task_id)
 
     def _put(self, task_id: str, state: _State, position: int, at: int, *, created: bool = False,
              session: str | None = None, source: str | None = None, list_key: str | None = None,
              history: bool = True) -> None:
-        p = self.p
-        self.states[task_id] = state
+        """Change a task (written by `write`, at the end of the batch)."""
         if created:
-            self.tx.execute(
-                _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",
-                                      "in_list", "created_at", "updated_at", "version"), 1),
-                (task_id, state.title, state.status, state.priority, session, source, list_key, state.in_list,
-                 at, at, state.version),
-            )
-        else:
-            self.tx.execute(
-                f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, version = ?"
-                + (", updated_at = ?" if history else "") + " WHERE task_id = ?",
-                (state.title, state.status, state.priority, state.in_list, state.version)
-                + ((at,) if history else ()) + (task_id,),
-            )
+            state.list_key = list_key
+            self.created[task_id] = (session, source, at)
+        self._keep(task_id, state)
+        last = self.changed.get(task_id)
+        self.changed[task_id] = at if history else last
         if history:
-            self.tx.execute(
-                _put_sql(p, "task_history", ("task_id", "position", "at", "title", "status", "priority", "version"), 2),
-                (task_id, position, at, state.title, state.status, state.priority, state.version),
-            )
+            self.history.append((task_id, position, at, state.title, state.status, state.priority, state.version))
+
+    def write(self) -> None:
+        """Write the batch's changes: one statement for each kind of row."""
+        p, states, created = self.p, self.states, self.created
+        new_rows, updates = [], []
+        for task_id, last in self.changed.items():
+            state = states[task_id]
+            if task_id in created:
+                session, source, at = created[task_id]
+                new_rows.append((task_id, state.title, state.status, state.priority, session, source, state.list_key,
+                                 state.in_list, at, last, state.version))
+            else:
+                updates.append((state.title, state.status, state.priority, state.in_list, state.version, last, task_id))
+        self.tx.executemany(
+            _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",
+                                  "in_list", "created_at", "updated_at", "version"), 1), new_rows)
+        self.tx.executemany(
+            f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, version = ?,"
+            " updated_at = coalesce(?, updated_at) WHERE task_id = ?", updates)
+        self.tx.executemany(
+            _put_sql(p, "task_history", ("task_id", "position", "at", "title", "status", "priority", "version"), 2),
+            self.history)
 
 
 @functools.cache

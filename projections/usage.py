@@ -75,7 +75,6 @@ CREATE TABLE {p}usage_entries (
     cost_usd       REAL                  -- a logged costUSD (the cost, in ccusage's auto mode); else NULL
 );
 CREATE INDEX {p}usage_entries_id ON {p}usage_entries (id_key) WHERE id_key IS NOT NULL;
-CREATE INDEX {p}usage_entries_pair ON {p}usage_entries (pair, ms);
 
 -- Per UTC 15-minute bucket (ms // 900000) and model.
 CREATE TABLE {p}usage_buckets (
@@ -226,7 +225,7 @@ class UsageProjection:
         """Fold a batch of events into the kept copies and the aggregates."""
         found: list[_Copy] = []
         keys = _Keys()
-        decode = lean.assistant
+        decode = lean.take_assistant  # usage reads an assistant line last: the memo forgets it
         for event in events:
             data = event.data
             if USAGE_MARKER not in data:
@@ -296,6 +295,19 @@ def _ms(timestamp: str) -> int | None:
     return ms
 
 
+_VERSIONS: dict[str, bool] = {}
+
+
+def _semver(version: str) -> bool:
+    """Whether a `version` starts N.N.N (ccusage's check), remembered: a log holds few versions."""
+    known = _VERSIONS.get(version)
+    if known is None:
+        known = _SEMVER_PREFIX.match(version) is not None
+        if len(_VERSIONS) < 10_000:
+            _VERSIONS[version] = known
+    return known
+
+
 def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -> _Copy | None:
     """The copy in a well-formed assistant record, exactly as usage_decode's typed path reads it;
     None: let the general path decide."""
@@ -311,7 +323,7 @@ def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -
     version = line.version
     model = message.model
     if (line.sessionId == "" or line.requestId == "" or message.id == "" or not model or model == SYNTHETIC_MODEL
-            or line.isApiErrorMessage or (version is not None and not _SEMVER_PREFIX.match(version))):
+            or line.isApiErrorMessage or (version is not None and not _semver(version))):
         return None
     ms = _ms(timestamp)
     if ms is None:
@@ -482,11 +494,23 @@ class _Batch:
             " ELSE last_ms END"
             " WHERE pair = ?10",
             [(*sums, *times.get(pair, (None, None)), pair) for pair, sums in sessions.items()])
-        # A replaced copy may have held its pair's first or last time: recompute those rows.
-        tx.executemany(
-            f"UPDATE {p}usage_sessions SET first_ms = (SELECT min(ms) FROM {p}usage_entries WHERE pair = ?1),"
-            f" last_ms = (SELECT max(ms) FROM {p}usage_entries WHERE pair = ?1) WHERE pair = ?1",
-            sorted({(copy.pair,) for copy in self.stored.values()}))
+        # A replaced copy may have held its pair's first or last time: recompute those rows (a scan:
+        # it happens about once per log, not worth an index of every entry's time).
+        if self.stored:
+            bounds = {pair: (first, last) for pair, first, last in tx.execute(
+                f"SELECT pair, first_ms, last_ms FROM {p}usage_sessions WHERE pair IN (SELECT value FROM json_each(?))",
+                (msgspec.json.encode(sorted({copy.pair for copy in self.stored.values()})),))}
+            stale = set()
+            for number, old in self.stored.items():
+                new = self.slots[number]
+                if new.ms == old.ms and numbers[(new.session, new.model)] == old.pair:
+                    continue  # its replacement holds the same time in the same row
+                if old.ms in bounds[old.pair]:
+                    stale.add(old.pair)
+            tx.executemany(
+                f"UPDATE {p}usage_sessions SET first_ms = (SELECT min(ms) FROM {p}usage_entries WHERE pair = ?1),"
+                f" last_ms = (SELECT max(ms) FROM {p}usage_entries WHERE pair = ?1) WHERE pair = ?1",
+                [(pair,) for pair in sorted(stale)])
 
 
 def _count(buckets: dict, sessions: dict, copy: _Copy, pair: int, pico: int, sign: int) -> None:

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 NAME = "usage"
-RULES_VERSION = "4"
+RULES_VERSION = "5"
 """Bump when a rule of projections.usage or projections.usage_entries changes: it rebuilds."""
 BUCKET_SECONDS = 900
 PICO = 10**12

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["Assistant", "AssistantMessage", "CacheCreation", "Usage", "assistant"]
+__all__ = ["Assistant", "AssistantMessage", "CacheCreation", "Usage", "assistant", "take_assistant"]
 
 GENERATION = 8_192
 """Entries per memo generation: more than the lines of one runner batch (5,000 events)."""
@@ -70,8 +70,10 @@ class Assistant(msgspec.Struct, gc=False):
     message: AssistantMessage | None = None
 
 
-def _memo(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    """`decode` remembered by the identity of the bytes (held), in two bounded generations.
+def _memo(decode: Callable[[bytes], Any]) -> tuple[Callable[[bytes], Any], Callable[[bytes], Any]]:
+    """`decode` remembered by the identity of the bytes (held), in two bounded generations:
+    (get, take). `get` decodes and remembers; `take` gives what `get` remembered and forgets it
+    (or decodes without remembering), for the last reader of a line, so the memo drains.
 
     The bytes and the decoded values sit in dicts of their own, never in tuples: neither holds
     an object the garbage collector tracks, so a memo of thousands of lines costs it nothing.
@@ -79,25 +81,37 @@ def _memo(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     held: list[dict[int, bytes]] = [{}, {}]  # current generation, previous one
     values: list[dict[int, Any]] = [{}, {}]
 
-    def remembered(data: bytes) -> Any:
+    def decoded(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+
+    def get(data: bytes) -> Any:
         key = id(data)
         if held[0].get(key) is data:
             return values[0][key]
         if held[1].get(key) is data:
             return values[1][key]
-        try:
-            decoded = decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            decoded = None
+        value = decoded(data)
         if len(held[0]) >= GENERATION:
             held[1], held[0] = held[0], {}
             values[1], values[0] = values[0], {}
         held[0][key] = data
-        values[0][key] = decoded
-        return decoded
+        values[0][key] = value
+        return value
 
-    return remembered
+    def take(data: bytes) -> Any:
+        key = id(data)
+        for generation in (0, 1):
+            if held[generation].get(key) is data:
+                del held[generation][key]
+                return values[generation].pop(key)
+        return decoded(data)
+
+    return get, take
 
 
-assistant = _memo(msgspec.json.Decoder(Assistant).decode)
-"""`assistant(data)`: the lean decode of an assistant line (None when these types reject it)."""
+assistant, take_assistant = _memo(msgspec.json.Decoder(Assistant).decode)
+"""`assistant(data)`: the lean decode of an assistant line (None when these types reject it),
+remembered; `take_assistant(data)`: the same for the last reader, which forgets it."""
