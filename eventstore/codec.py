@@ -242,6 +242,10 @@ class Codec:
             return head >= FIRST_TRAINING_AT
         return head >= self._trained_at * RETRAIN_FACTOR
 
+    def training(self) -> bool:
+        """Whether a dictionary is being trained in the background, not yet stored."""
+        return self._training is not None
+
     def has_dictionary(self) -> bool:
         """Whether a trained dictionary compresses new payloads (or one is being trained)."""
         return self._dict_id != 0 or self._training is not None
@@ -264,13 +268,14 @@ class Codec:
         elif conn.filename:
             self._training = (_training_thread().submit(_train_from_log, conn.filename, head), head)
 
-    def adopt(self, conn: apsw.Connection, now: int) -> int | None:
+    def adopt(self, conn: apsw.Connection, now: int, *, wait: bool = False) -> int | None:
         """Store a dictionary trained in the background and use it from now on, inside a write
-        transaction. It waits for a training still running only once the log has doubled since."""
+        transaction. It waits for a training still running when told to, or once the log has
+        doubled since."""
         if self._training is None:
             return None
         future, trained_at = self._training
-        if not future.done() and _head(conn) < 2 * trained_at:
+        if not future.done() and not wait and _head(conn) < 2 * trained_at:
             return None
         self._training = None
         zdict, samples = future.result()

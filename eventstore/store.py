@@ -18,7 +18,8 @@ from pathlib import Path
 from eventstore import entity_ids, payloads, stream_index
 from eventstore.codec import Codec
 from eventstore.names import Names
-from eventstore.storage import Database, select_in, translated
+from eventstore.errors import EventStoreError
+from eventstore.storage import Database, now_ms, select_in, translated
 from eventstore.transaction import Transaction, client_number
 from schemas.envelope import Change, ExpectedVersion, NewEvent, RecordedEvent
 from schemas.upcasting import upcasters
@@ -60,7 +61,11 @@ class Store:
             record_migrations(self)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection, first storing a dictionary still training (it learnt
+        from this process's appends; without it the next process would train again)."""
+        if self.codec.training():
+            with contextlib.suppress(EventStoreError), self.db.write() as conn:
+                self.codec.adopt(conn, now_ms(), wait=True)
         self.db.close()
 
     def __enter__(self) -> Store:
