@@ -8,6 +8,7 @@ applies to new events without rewriting old ones. Owns the `dictionaries` table.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import threading
@@ -118,7 +119,26 @@ def _train_from_log(path: str, head: int) -> tuple[zstandard.ZstdCompressionDict
             samples = _enough(_samples(_stored_samples(conn, Codec(conn, compress=False), head)))
     finally:
         conn.close()
-    return (_train(samples) if samples else None), len(samples or ())
+    return _learn(samples) if samples else (None, 0)
+
+
+def _learn(samples: list[bytes]) -> tuple[zstandard.ZstdCompressionDict | None, int]:
+    """In the training thread: train, let the samples go, and give the memory back."""
+    count = len(samples)
+    zdict = _train(samples)
+    samples.clear()
+    _release_free_memory()
+    return zdict, count
+
+
+def _release_free_memory() -> None:
+    """Return freed heap memory to the system. glibc keeps what a thread frees in that thread's
+    arena, where the appending thread never reuses it: tens of MB of samples and of zstd's copy
+    of them stayed in the process's RSS to its end. Elsewhere (no malloc_trim) nothing to do."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
 
 
 def _train(samples: list[bytes]) -> zstandard.ZstdCompressionDict | None:
@@ -264,7 +284,7 @@ class Codec:
         connection of its own; `head` is the log's size counting them."""
         samples = _enough(_samples(recent)) if _full_sample(recent) or self._dict_id == 0 else None
         if samples is not None:
-            self._training = (_training_thread().submit(lambda: (_train(samples), len(samples))), head)
+            self._training = (_training_thread().submit(_learn, samples), head)
         elif conn.filename:
             self._training = (_training_thread().submit(_train_from_log, conn.filename, head), head)
 
