@@ -83,3 +83,20 @@ def test_compact_gives_an_older_database_incremental_vacuum(tmp_path, monkeypatc
     with Store(db) as store:
         assert store.db.conn.execute("PRAGMA auto_vacuum").fetchall() == [(2,)]
         assert [e.data for e in store.read_all()] == [transcript_like(i) for i in range(50)]
+
+
+def test_replay_gives_the_replaced_tables_pages_back(tmp_path):
+    import apsw
+
+    root = tmp_path / "projects" / "-p"
+    root.mkdir(parents=True)
+    lines = [b'{"type":"user","sessionId":"s1","uuid":"u%d","timestamp":"2026-01-01T00:00:%02d.000Z",'
+             b'"message":{"role":"user","content":"the %d-th request about %s"}}\n' % (i, i % 60, i, b"x" * 300)
+             for i in range(400)]
+    (root / "s1.jsonl").write_bytes(b"".join(lines))
+    db = tmp_path / "e.db"
+    run_cli("ingest", str(tmp_path / "projects"), db=db)
+    run_cli("replay", db=db)
+    conn = apsw.Connection(str(db))
+    assert conn.execute("PRAGMA freelist_count").fetchall() == [(0,)]
+    assert json.loads(run_cli("sessions", "--json", db=db).stdout)["sessions"][0]["messages"] == 400

@@ -76,6 +76,7 @@ def replay(names: tuple[str, ...], as_json: bool, db: str | None) -> None:
 
         record_now(store, "replay", {"projections": report.projections, "events": report.events,
                                      "seconds": report.seconds})
+        store.db.release_free_pages()  # the tables the rebuild replaced
     if as_json:
         emit_json(report)
         return
