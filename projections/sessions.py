@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from operator import itemgetter
 from collections.abc import Sequence
 from hashlib import blake2b
 from typing import Any
@@ -44,7 +43,6 @@ SYNTHETIC_MODEL = "<synthetic>"
 _TITLE_TYPES = {"claude.summary": "summary", "claude.ai-title": "ai-title", "claude.custom-title": "custom-title"}
 _LINE_TYPES = frozenset(("claude.user", "claude.assistant"))
 _IN_CHUNK = 500
-_first = itemgetter(0)
 
 DDL = """
 CREATE TABLE {p}sessions (
@@ -338,10 +336,8 @@ def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> N
     )
     if keys:
         # The first session to hold a uuid keeps it (an old-style resume replays history under a new id).
-        # In key order (a stable sort keeps log order among equal keys): the B-tree is walked once.
-        numbers = {s: n for s, (n, _) in known.items()}
         tx.executemany(f"INSERT OR IGNORE INTO {p}session_keys (key, session_no) VALUES (?, ?)",
-                       sorted([(k, numbers[s]) for k, s in keys], key=_first))
+                       [(k, known[s][0]) for k, s in keys])
     if agents:
         tx.executemany(f"INSERT OR IGNORE INTO {p}session_agents (session_no, agent) VALUES (?, ?)",
                        [(known[s][0], a) for s, a in agents])

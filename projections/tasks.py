@@ -21,9 +21,11 @@ Owns the tables in `TasksProjection.tables`.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Collection, Sequence
 from hashlib import blake2b
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -187,8 +189,7 @@ class _Fold:
         # Tasks read or changed in this batch, as they now stand; the changes are written at the end.
         self.states: dict[str, _State | None] = {}
         self.in_lists: dict[str, set[str]] = {}  # list key -> tasks of it in `states`
-        self.created: dict[str, tuple[str | None, str | None, int]] = {}  # task -> (session, source, at)
-        self.changed: dict[str, int | None] = {}  # task -> time of its last history row in this batch
+        self.writes: list[tuple[bool, tuple]] = []  # (a new task?, its row or update), in order
         self.history: list[tuple] = []
 
     # Sources
@@ -365,34 +366,28 @@ class _Fold:
     def _put(self, task_id: str, state: _State, position: int, at: int, *, created: bool = False,
              session: str | None = None, source: str | None = None, list_key: str | None = None,
              history: bool = True) -> None:
-        """Change a task (written by `write`, at the end of the batch)."""
+        """Change a task: the batch's view now, the row when `write` runs at the end of the batch."""
         if created:
             state.list_key = list_key
-            self.created[task_id] = (session, source, at)
+            self.writes.append((True, (task_id, state.title, state.status, state.priority, session, source, list_key,
+                                       state.in_list, at, at, state.version)))
+        else:
+            self.writes.append((False, (state.title, state.status, state.priority, state.in_list, state.version,
+                                        at if history else None, task_id)))
         self._keep(task_id, state)
-        last = self.changed.get(task_id)
-        self.changed[task_id] = at if history else last
         if history:
             self.history.append((task_id, position, at, state.title, state.status, state.priority, state.version))
 
     def write(self) -> None:
-        """Write the batch's changes: one statement for each kind of row."""
-        p, states, created = self.p, self.states, self.created
-        new_rows, updates = [], []
-        for task_id, last in self.changed.items():
-            state = states[task_id]
-            if task_id in created:
-                session, source, at = created[task_id]
-                new_rows.append((task_id, state.title, state.status, state.priority, session, source, state.list_key,
-                                 state.in_list, at, last, state.version))
-            else:
-                updates.append((state.title, state.status, state.priority, state.in_list, state.version, last, task_id))
-        self.tx.executemany(
-            _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",
-                                  "in_list", "created_at", "updated_at", "version"), 1), new_rows)
-        self.tx.executemany(
-            f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, version = ?,"
-            " updated_at = coalesce(?, updated_at) WHERE task_id = ?", updates)
+        """Write the batch's changes, in the order they were made (so the table's pages fill as they
+        would row by row): one statement for each run of inserts or of updates, one for the history."""
+        p = self.p
+        insert = _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",
+                                       "in_list", "created_at", "updated_at", "version"), 1)
+        update = (f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, version = ?,"
+                  " updated_at = coalesce(?, updated_at) WHERE task_id = ?")
+        for created, run in itertools.groupby(self.writes, key=itemgetter(0)):
+            self.tx.executemany(insert if created else update, [row for _, row in run])
         self.tx.executemany(
             _put_sql(p, "task_history", ("task_id", "position", "at", "title", "status", "priority", "version"), 2),
             self.history)
