@@ -136,12 +136,19 @@ def test_a_missing_trigger_is_found(db):
 
 
 def test_a_payload_that_does_not_decode_is_found(db):
+    with Store(db) as store:  # a small append: a frame in the event's own row
+        (alone,) = store.append([new_event("s", b'{"text": "%s"}' % (b"compressible " * 20))])
     with raw(db) as conn:
         conn.execute("DROP TRIGGER events_append_only_update")
-        position = conn.execute("SELECT position FROM events WHERE dict_id IS NOT NULL LIMIT 1").fetchall()[0][0]
-        conn.execute("UPDATE events SET data = x'00112233445566778899' WHERE position = ?", (position,))
-    found = problems(db)
-    assert ("log.payloads" in {c for c, _ in found}) and any(str(position) in m for c, m in found if c == "log.payloads")
+        conn.execute("DROP TRIGGER blocks_append_only_update")
+        assert conn.execute("SELECT dict_id IS NOT NULL FROM events WHERE position = ?", (alone,)).fetchall() == [(1,)]
+        conn.execute("UPDATE events SET data = x'00112233445566778899' WHERE position = ?", (alone,))
+        block_id, first = conn.execute("SELECT block_id, first_position FROM blocks WHERE dict_id IS NOT NULL"
+                                       " ORDER BY block_id DESC LIMIT 1").fetchall()[0]
+        conn.execute("UPDATE blocks SET data = zeroblob(length(data)) WHERE block_id = ?", (block_id,))
+        members = conn.execute("SELECT count(*) FROM events WHERE block_id = ?", (block_id,)).fetchall()[0][0]
+    messages = [m for c, m in problems(db) if c == "log.payloads"]
+    assert messages and messages[0].startswith(f"{members + 1} payloads do not decode: {first} (")
 
 
 def test_a_stale_projection_version_and_projection_errors_are_problems_but_quarantine_is_not(db):
