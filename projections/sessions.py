@@ -253,7 +253,7 @@ class SessionsProjection:
 
 
 def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
-    """One user or assistant line (`schemas.lean.User` or `.Assistant`, or `_Line` for odd ones)."""
+    """One user or assistant line: an assistant line as `schemas.lean.Assistant`, else a `_Line`."""
     side = line.isSidechain is True
     uuid = line.uuid
     if (acc.cwd_side if side else acc.cwd_main) is None:
