@@ -215,14 +215,18 @@ class Database:
 
     def release_free_pages(self) -> int:
         """Give the database's free pages back to the file system (databases created with
-        incremental auto-vacuum; others keep them for reuse). Returns how many were released."""
-        with self.write() as conn:
-            if conn.execute("PRAGMA auto_vacuum").fetchall()[0][0] != 2:
-                return 0
-            free = conn.execute("PRAGMA freelist_count").fetchall()[0][0]
-            if free:
-                conn.execute("PRAGMA incremental_vacuum").fetchall()
-            return free
+        incremental auto-vacuum; others keep them for reuse, as they do when another writer
+        holds the lock past the retries). Returns how many were released."""
+        try:
+            with self.write() as conn:
+                if conn.execute("PRAGMA auto_vacuum").fetchall()[0][0] != 2:
+                    return 0
+                free = conn.execute("PRAGMA freelist_count").fetchall()[0][0]
+                if free:
+                    conn.execute("PRAGMA incremental_vacuum").fetchall()
+                return free
+        except errors.StoreBusy:
+            return 0
 
     @contextlib.contextmanager
     def read(self) -> Iterator[apsw.Connection]:

@@ -100,3 +100,22 @@ def test_replay_gives_the_replaced_tables_pages_back(tmp_path):
     conn = apsw.Connection(str(db))
     assert conn.execute("PRAGMA freelist_count").fetchall() == [(0,)]
     assert json.loads(run_cli("sessions", "--json", db=db).stdout)["sessions"][0]["messages"] == 400
+
+
+def test_releasing_free_pages_gives_way_to_another_writer(tmp_path, monkeypatch):
+    import apsw
+
+    from eventstore import storage
+
+    db = tmp_path / "e.db"
+    with Store(db) as store:
+        store.append([new_event("a", transcript_like(i)) for i in range(50)])
+        monkeypatch.setattr(storage, "WRITE_RETRY_SECONDS", 0.2)
+        store.db.conn.set_busy_timeout(10)
+        other = apsw.Connection(str(db))
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            assert store.db.release_free_pages() == 0  # the pages stay for reuse; no error
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
