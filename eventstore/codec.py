@@ -247,11 +247,7 @@ class Codec:
         return out
 
     def _load_decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
-        rows = self._conn.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (dict_id,)).fetchall()
-        if not rows:
-            raise LookupError(f"compression dictionary {dict_id} is missing from the database")
-        decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(rows[0][0]))
-        self._decompressors[dict_id] = decompressor
+        decompressor = self._decompressors[dict_id] = new_decompressor(self._conn, dict_id)
         return decompressor
 
     def training_due(self, head: int) -> bool:
@@ -311,6 +307,17 @@ class Codec:
         self._compressor = _compressor(zdict)
         self._dict_id, self._trained_at = dict_id, trained_at
         return dict_id
+
+
+def new_decompressor(conn: apsw.Connection, dict_id: int) -> zstandard.ZstdDecompressor:
+    """A decompressor for payloads stored with `dict_id` (0: zstd without a dictionary). Each
+    thread needs its own: one is not safe to use from two at once."""
+    if dict_id == 0:
+        return zstandard.ZstdDecompressor()
+    rows = conn.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (dict_id,)).fetchall()
+    if not rows:
+        raise LookupError(f"compression dictionary {dict_id} is missing from the database")
+    return zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(rows[0][0]))
 
 
 def _full_sample(payloads: Sequence[bytes]) -> bool:

@@ -23,7 +23,7 @@ from itertools import accumulate
 
 import apsw
 
-from eventstore.codec import Codec
+from eventstore.codec import Codec, new_decompressor
 from eventstore.storage import select_in
 
 BLOCK_EVENTS = 32
@@ -283,7 +283,6 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
     replay applies one batch while the next one decompresses. `decompressors` is the caller's
     cache (dict_id -> ZstdDecompressor), never shared with the store's codec.
     """
-    import zstandard
     from concurrent.futures import ThreadPoolExecutor
 
     global _ahead_pool
@@ -322,14 +321,7 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
         block_slots.append(slots)
     for dict_id in frames:
         if dict_id not in decompressors:
-            if dict_id == 0:
-                decompressors[0] = zstandard.ZstdDecompressor()
-            else:
-                stored = conn.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (dict_id,)).fetchall()
-                if not stored:
-                    raise LookupError(f"compression dictionary {dict_id} is missing from the database")
-                decompressors[dict_id] = zstandard.ZstdDecompressor(
-                    dict_data=zstandard.ZstdCompressionDict(stored[0][0]))
+            decompressors[dict_id] = new_decompressor(conn, dict_id)
     jobs = [(dict_id, decompressors[dict_id], group) for dict_id, group in frames.items()]
     if _ahead_pool is None:
         _ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-read-ahead")
