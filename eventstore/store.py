@@ -217,16 +217,19 @@ class Store:
 
     # Internals
 
-    def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None) -> list[RecordedEvent]:
-        """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`)."""
-        conn = self.db.conn
+    def _located(self, conn, rows: list[tuple], payload_types: Collection[str] | None) -> list[payloads.Row]:
+        """Where the payloads of rows of `_COLUMNS` are (an empty one where its type is not wanted)."""
         wanted = None if payload_types is None else set(self.names.known(conn, payload_types))
-        located = [
+        return [
             (row[0], row[15], row[16], row[17]) if wanted is None or row[4] in wanted
             else (row[0], None, b"", None)
             for row in rows
         ]
-        payloads_ = payloads.read(conn, self.codec, located)
+
+    def _recorded_rows(self, rows: list[tuple], payload_types: Collection[str] | None = None) -> list[RecordedEvent]:
+        """Rows of `_COLUMNS` as recorded events, payloads decoded in bulk (only of `payload_types`)."""
+        conn = self.db.conn
+        payloads_ = payloads.read(conn, self.codec, self._located(conn, rows, payload_types))
         try:
             return self._events(rows, payloads_, self.names.strings(conn))
         except KeyError:  # a name another writer added since the cache was filled
@@ -346,11 +349,5 @@ class BatchReader:
         params.append(self.limit)
         with store.db.read() as conn:
             rows = conn.execute(sql, params).fetchall()
-            payload_types = self.payload_types
-            wanted = None if payload_types is None else set(store.names.known(conn, payload_types))
-            located = [
-                (row[0], row[15], row[16], row[17]) if wanted is None or row[4] in wanted
-                else (row[0], None, b"", None)
-                for row in rows
-            ]
+            located = store._located(conn, rows, self.payload_types)
             return rows, payloads.read_later(conn, located, self._decompressors)
