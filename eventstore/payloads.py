@@ -273,15 +273,24 @@ def register_sql_function(conn: apsw.Connection, codec: Codec) -> None:
 _ahead_pool = None
 
 
-def read_later(conn: apsw.Connection, rows: Sequence[Row],
-               decompressors: dict[int, object]) -> Callable[[], list[bytes]]:
-    """Like `read`, with the decompression moved to a worker thread: returns a function that
-    waits for it and gives the payloads.
+def forget_threads() -> None:
+    """Drop the read-ahead pool without waiting for it: in a forked child its thread does not
+    exist, so the first `read_later` must start a new one."""
+    global _ahead_pool
+    _ahead_pool = None
 
-    The caller fetches every row here (on its own connection); the worker only runs zstd, one
-    call per dictionary for all of the rows' frames, which releases the GIL throughout, so a
-    replay applies one batch while the next one decompresses. `decompressors` is the caller's
-    cache (dict_id -> ZstdDecompressor), never shared with the store's codec.
+
+def read_later(conn: apsw.Connection, rows: Sequence[Row],
+               decompressors: dict[int, object], *, in_thread: bool = True) -> Callable[[], list[bytes]]:
+    """Like `read`, for a run of rows read whole: returns a function that gives the payloads.
+
+    The caller fetches every row here (on its own connection). With `in_thread`, a worker thread
+    decompresses meanwhile: one zstd call per dictionary for all of the rows' frames, which
+    releases the GIL throughout, so a replay applies one batch while the next one decompresses.
+    Without it, the function decompresses frame by frame when called: a third faster, for a
+    caller with nothing else to do meanwhile (one call a frame would make a busy thread wait for
+    the GIL after every frame). `decompressors` is the caller's cache (dict_id ->
+    ZstdDecompressor), never shared with the store's codec.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -323,17 +332,24 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
         if dict_id not in decompressors:
             decompressors[dict_id] = new_decompressor(conn, dict_id)
     jobs = [(dict_id, decompressors[dict_id], group) for dict_id, group in frames.items()]
-    if _ahead_pool is None:
-        _ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-read-ahead")
-    future = _ahead_pool.submit(_decompress_all, jobs)
+    if in_thread:
+        if _ahead_pool is None:
+            _ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventstore-read-ahead")
+        future = _ahead_pool.submit(_decompress_all, jobs)
+        decompressed = future.result
+        plain = bytes
+    else:
+        def decompressed() -> dict[int, list[bytes]]:
+            return {dict_id: list(map(decompressor.decompress, group)) for dict_id, decompressor, group in jobs}
+        plain = _same
 
     def finish() -> list[bytes]:
-        done = future.result()
+        done = decompressed()
         seen: dict[int, int] = {}
         for i, dict_id in singles:
             k = seen.get(dict_id, 0)
             seen[dict_id] = k + 1
-            out[i] = done[dict_id][k].tobytes()
+            out[i] = plain(done[dict_id][k])
         if not found:
             return out
         # Cut every block into its members (C loops: map over slices), laid out by position.
@@ -343,7 +359,7 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
             member_sizes = layout(sizes, frame_list, len(data))[0]
             members = []
             for dict_id, k, frame, lo, hi in slots:
-                payload = frame if k < 0 else done[dict_id][k].tobytes()
+                payload = frame if k < 0 else plain(done[dict_id][k])
                 offsets = list(accumulate(member_sizes[lo:hi], initial=0))
                 members += map(payload.__getitem__, map(slice, offsets, offsets[1:]))
             start = first - base
@@ -358,6 +374,10 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
         return [flat[row[0] - base] for row in rows]
 
     return finish
+
+
+def _same(payload: bytes) -> bytes:
+    return payload
 
 
 def _decompress_all(jobs: list[tuple[int, object, list[bytes]]]) -> dict[int, object]:

@@ -37,14 +37,17 @@ _COLUMNS = (
 class Store:
     """An append-only event log in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str], *, compress: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, compress: bool = True, read_only: bool = False) -> None:
         """Open (creating and migrating if needed) the log at `path`.
 
         `compress=False` stores new payloads as they are (readers are unaffected either way);
-        it exists so benchmarks can measure what compression costs.
+        it exists so benchmarks can measure what compression costs. `read_only=True` opens an
+        existing, migrated log for reading alone: it writes nothing on open (no migration, no
+        client row), so a helper process can read while another holds the write lock.
         """
         self.path = Path(path)
-        self.db = Database(self.path)
+        self.read_only = read_only
+        self.db = Database(self.path, migrate=not read_only)
         self.codec = Codec(self.db.conn, compress=compress)
         payloads.register_sql_function(self.db.conn, self.codec)
         self._stream_names: dict[int, str] = {}
@@ -53,6 +56,9 @@ class Store:
         self.after_append: list[AfterAppend] = []
         self._saw_duplicates = False
         """Whether the last append here found ids already stored: the next one then looks them up first."""
+        if read_only:
+            self.client_id, self._client_no = "", None
+            return
         self.client_id, self._client_no = self._own_client()
         self._finish_payload_compression()
         if self.db.applied_migrations:
@@ -79,6 +85,8 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction: appends and other writes in it commit together or not at all."""
+        if self.read_only:
+            raise EventStoreError(f"{self.path}: this store was opened read-only")
         try:
             with self.db.write() as conn:
                 self.codec.reload()
@@ -134,14 +142,19 @@ class Store:
         *,
         types: Collection[str] | None = None,
         payload_types: Collection[str] | None = None,
+        through: int | None = None,
     ) -> list[RecordedEvent]:
-        """Events after a position in log order, at most `limit`, optionally of some types only.
+        """Events after a position (and up to `through`) in log order, at most `limit`, optionally
+        of some types only.
 
         With `payload_types`, only events of those types carry their data; the others come with
         `data=b""`, which spares decompressing payloads a reader does not look at.
         """
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
         params: list[object] = [after]
+        if through is not None:
+            sql += " AND position <= ?"
+            params.append(through)
         if types is not None:
             numbers = self.names.known(self.db.conn, types)
             sql += f" AND type_no IN ({','.join('?' * len(numbers))})"
@@ -319,9 +332,11 @@ class BatchReader:
         if len(rows) == self.limit:
             following = rows[-1][0]
             self._next = (following, *self._start(following), self._data_version())
+        return self._recorded(rows, finish())
+
+    def _recorded(self, rows: list[tuple], payloads_: list[bytes]) -> list[RecordedEvent]:
         store = self.store
         conn = store.db.conn
-        payloads_ = finish()
         try:
             return store._events(rows, payloads_, store.names.strings(conn))
         except KeyError:  # a name another writer added since the cache was filled
@@ -333,14 +348,23 @@ class BatchReader:
         if ahead is not None:
             ahead[2]()
 
+    def read_span(self, after: int, through: int) -> list[RecordedEvent]:
+        """The events after `after` up to `through`, read in bulk here and now (nothing read ahead)."""
+        rows, finish = self._start(after, through, in_thread=False)
+        return self._recorded(rows, finish())
+
     def _data_version(self) -> int:
         return self.store.db.conn.execute("PRAGMA data_version").fetchall()[0][0]
 
-    def _start(self, after: int) -> tuple[list[tuple], Callable[[], list[bytes]]]:
+    def _start(self, after: int, through: int | None = None, *,
+               in_thread: bool = True) -> tuple[list[tuple], Callable[[], list[bytes]]]:
         store = self.store
         conn = store.db.conn
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
         params: list[object] = [after]
+        if through is not None:
+            sql += " AND position <= ?"
+            params.append(through)
         if self.types is not None:
             numbers = store.names.known(conn, self.types)
             sql += f" AND type_no IN ({','.join('?' * len(numbers))})"
@@ -350,4 +374,4 @@ class BatchReader:
         with store.db.read() as conn:
             rows = conn.execute(sql, params).fetchall()
             located = store._located(conn, rows, self.payload_types)
-            return rows, payloads.read_later(conn, located, self._decompressors)
+            return rows, payloads.read_later(conn, located, self._decompressors, in_thread=in_thread)

@@ -38,10 +38,11 @@ from pathlib import Path
 import msgspec
 
 from eventstore.errors import EventStoreError
-from eventstore.storage import translated
+from eventstore.storage import now_ms, translated
 from eventstore.store import BatchReader, Store
 from eventstore.transaction import Transaction
 from projections.base import ENTRY_POINT_GROUP, Projection, payload_types
+from projections.facts import Failed, FactsPool, has_facts, helper_count
 from schemas.envelope import RecordedEvent
 
 __all__ = [
@@ -238,6 +239,7 @@ class Runner:
         *,
         batch_size: int = BATCH_SIZE,
         rebuild_batch_size: int | None = None,
+        helpers: int | None = None,
     ) -> None:
         self.store = store
         self.projections: dict[str, Projection] = {}
@@ -248,6 +250,8 @@ class Runner:
         check_tables(self.projections.values())
         self.batch_size = batch_size
         self.rebuild_batch_size = rebuild_batch_size or (REBUILD_BATCH_SIZE if batch_size == BATCH_SIZE else batch_size)
+        self.helpers = helper_count() if helpers is None else helpers
+        """Processes a rebuild reads the log with (see projections.facts); fewer than two: none."""
         self._ensure_schema()
         store.after_append.append(self._after_append)
 
@@ -400,9 +404,10 @@ class Runner:
         started = time.perf_counter()
         with self._rebuild_lock():
             generation = self._start_rebuild(chosen)
+            after, total = self._rebuild_from_facts(chosen, generation, progress)
             reader = self._reader(chosen)
             try:
-                total = self._rebuild_batches(chosen, reader, generation, progress)
+                total += self._rebuild_batches(chosen, reader, generation, progress, after)
             finally:
                 reader.close()
         seconds = time.perf_counter() - started
@@ -413,10 +418,10 @@ class Runner:
         )
 
     def _rebuild_batches(self, chosen: list[Projection], reader: BatchReader, generation: int,
-                         progress: Callable[[int, int], None] | None) -> int:
-        """Apply the log to the new tables batch by batch, then swap them in; returns the events read."""
+                         progress: Callable[[int, int], None] | None, after: int = 0) -> int:
+        """Apply the log after `after` to the new tables batch by batch, then swap them in;
+        returns the events read."""
         prefix = f"r{generation}_"
-        after = 0
         total = 0
         while True:
             with self.store.transaction() as tx:
@@ -439,6 +444,66 @@ class Runner:
                 progress(after, max(after, head))
             if done:
                 return total
+
+    def _rebuild_from_facts(self, chosen: list[Projection], generation: int,
+                            progress: Callable[[int, int], None] | None) -> tuple[int, int]:
+        """Apply the log up to the head as it is now with the help of other processes, which read
+        it and work out each range's facts (projections.facts); returns (position reached,
+        events read). Does nothing, (0, 0), for a short log, a single core, or a projection that
+        cannot be helped."""
+        head = self.store.head()
+        step = max(1, self.rebuild_batch_size // 4)
+        if self.helpers < 2 or head <= step or not all(has_facts(p) for p in chosen):
+            return 0, 0
+        if self.store.codec.training():  # a training thread must not be forked mid-query
+            with self.store.db.write() as conn:
+                self.store.codec.adopt(conn, now_ms(), wait=True)
+        types, payloads = _wanted(chosen)
+        prefix = f"r{generation}_"
+        spans = [(start, min(start + step, head)) for start in range(0, head, step)]
+        after = total = 0
+        group: list = []
+        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=self.helpers) as pool:
+            for done, result in enumerate(pool.facts(spans), start=1):
+                group.append(result)
+                if sum(r[2] for r in group) < self.rebuild_batch_size and done < len(spans):
+                    continue
+                with self.store.transaction() as tx:
+                    for start, through, _, facts in group:
+                        for projection, found in zip(chosen, facts):
+                            self._apply_facts(tx, projection, found, (start, through), prefix, generation)
+                    after = group[-1][1]
+                    tx.execute("UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
+                               (after, tx.now, generation))
+                total += sum(r[2] for r in group)
+                group = []
+                if progress is not None:
+                    progress(after, head)
+        return after, total
+
+    def _apply_facts(self, tx: Transaction, projection: Projection, facts: object, span: tuple[int, int],
+                     prefix: str, generation: int) -> None:
+        """Apply one range's facts; if a helper could not work them out or they do not apply, apply
+        the range's events here instead (isolating the ones that fail)."""
+        if not isinstance(facts, Failed):
+            tx.execute("SAVEPOINT projection_facts")
+            try:
+                with translated(self.store.path):
+                    projection.apply_facts(tx, facts, prefix)
+            except EventStoreError:
+                if tx.in_transaction:
+                    tx.execute("ROLLBACK TO projection_facts")
+                    tx.execute("RELEASE projection_facts")
+                raise
+            except Exception:
+                tx.execute("ROLLBACK TO projection_facts")
+                tx.execute("RELEASE projection_facts")
+            else:
+                tx.execute("RELEASE projection_facts")
+                return
+        types, payloads = _wanted([projection])
+        events = self.store.read_all(span[0], through=span[1], types=types, payload_types=payloads)
+        self._apply(tx, projection, events, prefix, generation)
 
     def _start_rebuild(self, chosen: list[Projection]) -> int:
         """Drop what an abandoned rebuild left, pick a fresh generation and create its tables."""

@@ -209,12 +209,17 @@ class SessionsProjection:
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of transcript events into the session rows."""
+        self.apply_facts(tx, self.facts(events), prefix)
+
+    def facts(self, events: Sequence[RecordedEvent]) -> tuple:
+        """What a batch adds to each session, worked out from the events alone: (per-session
+        accumulators, record keys, agents, models, titles)."""
         accs: dict[str, _Acc] = {}
         keys: list[tuple[int, str]] = []  # (hashed uuid, session): who holds which record
         agents: set[tuple[str, str]] = set()
         models: set[tuple[str, str]] = set()
         titles: list[tuple[int, str, int | None, str]] = []
-        assistant, user = lean.assistant, _LINE.decode  # assistant lines: shared with usage
+        assistant, user = lean.assistant, lean.user  # decoded once, shared with usage and tasks
         skip = len(SESSION_STREAM_PREFIX)
         stream = acc = session = None
         for event in events:
@@ -239,21 +244,23 @@ class SessionsProjection:
             if type_ in _LINE_TYPES:
                 data = event.data
                 is_assistant = type_ == "claude.assistant"
-                line = assistant(data) if is_assistant else None
+                line = assistant(data) if is_assistant else user(data)
                 if line is None:
-                    try:
-                        line = user(data)
-                    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                        line = _line(data)  # an odd line: the tolerant decoder
+                    line = _line(data)  # an odd line: the tolerant decoder
                 _fold_line(line, is_assistant, session, acc, keys, agents, models)
             elif type_ in _TITLE_TYPES:
                 _fold_title(event, session, titles)
-        if accs:
-            _write(tx, prefix, accs, keys, agents, models, titles)
+        return accs, keys, agents, models, titles
+
+    def apply_facts(self, tx, facts: tuple, prefix: str) -> None:
+        """Fold `facts` of a batch into the session rows."""
+        if facts[0]:
+            _write(tx, prefix, *facts)
 
 
 def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
-    """One user or assistant line: an assistant line as `schemas.lean.Assistant`, else a `_Line`."""
+    """One user or assistant line, as `schemas.lean` decodes it (`Assistant`, `User`), or a `_Line` when its
+    types are odd."""
     side = line.isSidechain is True
     uuid = line.uuid
     if (acc.cwd_side if side else acc.cwd_main) is None:

@@ -20,6 +20,7 @@ Owns the tables in `TasksProjection.tables`.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import re
@@ -31,6 +32,7 @@ from typing import Any
 import msgspec
 
 from eventstore.feed import iso
+from schemas import lean
 from schemas import tasks as task_events
 from schemas.envelope import RecordedEvent
 from schemas.transcript_events import session_of_stream
@@ -40,6 +42,7 @@ __all__ = ["TaskRow", "TasksProjection", "derived_id", "get_task", "list_tasks",
 NAME = "tasks"
 USER, TODOWRITE, TASKCREATE = "user", "todowrite", "taskcreate"
 _ASSISTANT, _USER = "claude.assistant", "claude.user"
+_TOOL_NAMES = frozenset(("TodoWrite", "TaskCreate", "TaskUpdate"))
 _TOOL_MARKER = re.compile(rb'"(?:TodoWrite|TaskCreate|TaskUpdate)"')
 _TOOL_USE_ID = re.compile(rb'"tool_use_id"\s*:\s*"([^"\\]+)"')
 _TASK_TOOLS = ("TaskCreate", "TaskUpdate")
@@ -125,6 +128,39 @@ def _line(data: bytes) -> _Line:
                  toolUseResult=obj.get("toolUseResult"))
 
 
+def _calls_task_tool(data: bytes, calls: dict[str, bool]) -> bool:
+    """Whether a response calls TodoWrite, TaskCreate or TaskUpdate, read from the shared decode (a
+    line of odd types is scanned for the names instead); notes in `calls` each call's id, and
+    whether TaskCreate or TaskUpdate was called with it."""
+    line = lean.assistant(data)
+    if line is None:
+        return _TOOL_MARKER.search(data) is not None
+    content = line.message.content if line.message is not None else None
+    if type(content) is not list:
+        return False
+    found = False
+    for block in content:
+        name = block.name
+        if block.type == "tool_use" and type(name) is str:
+            found = found or name in _TOOL_NAMES
+            if type(block.id) is str:
+                calls[block.id] = calls.get(block.id, False) or name in _TASK_TOOLS
+    return found
+
+
+def _answered(data: bytes) -> tuple[str, ...]:
+    """The tool calls a user line holds results of (read from the shared decode; a line of odd types
+    is scanned for them instead)."""
+    line = lean.user(data)
+    if line is None:
+        return tuple(found.decode() for found in _TOOL_USE_ID.findall(data))
+    content = line.message.content if line.message is not None else None
+    if type(content) is not list:
+        return ()
+    return tuple(block.tool_use_id for block in content
+                 if block.type == "tool_result" and type(block.tool_use_id) is str)
+
+
 def derived_id(*parts: str) -> str:
     """A stable 12-hex-digit task id for a task Claude Code keeps."""
     return blake2b("\x1f".join(parts).encode(), digest_size=6).hexdigest()
@@ -163,19 +199,64 @@ class TasksProjection:
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of events into the task rows and their history."""
-        fold = _Fold(tx, prefix)
-        marker, pending = _TOOL_MARKER.search, fold.pending
+        self.apply_facts(tx, self.facts(events), prefix)
+
+    def facts(self, events: Sequence[RecordedEvent]) -> _Facts:
+        """What in a batch may touch tasks, worked out from the events alone (see `_Facts`)."""
+        facts = _Facts()
+        calls: dict[str, bool] = {}  # tool_use id -> whether a task tool was called with it, in this batch
         for event in events:
             type_ = event.type
             if type_ == _ASSISTANT:
-                if marker(event.data):  # one C scan spares decoding every other response
-                    fold.assistant(event)
+                if _calls_task_tool(event.data, calls):
+                    facts.items.append((event.position, msgspec.structs.replace(event, data=b""), _line(event.data)))
             elif type_ == _USER:
-                if pending and not pending.isdisjoint(_TOOL_USE_ID.findall(event.data)):
-                    fold.tool_results(event)
+                ids = _answered(event.data)
+                if ids:
+                    facts.answers.append((event.position, _at(event), ids))
+                    if any(calls.get(tool_use_id) for tool_use_id in ids):
+                        facts.lines[event.position] = _line(event.data)
             elif type_ in task_events.TYPES:
+                facts.items.append((event.position, event, None))
+        return facts
+
+    def apply_facts(self, tx, facts: _Facts, prefix: str) -> None:
+        """Fold a batch's facts into the task rows and their history, in log order."""
+        fold = _Fold(tx, prefix)
+        pending = fold.pending_ids
+        answers = facts.answers
+        positions = [position for position, _, _ in answers]
+        at = 0  # the next answer to look at
+        for position, event, line in [*facts.items, (None, None, None)]:
+            stop = len(answers) if position is None else bisect.bisect_left(positions, position, at)
+            if pending:  # lines answering tool calls before this item: any for a task tool waiting?
+                for where, at_time, ids in answers[at:stop]:
+                    if pending and not pending.isdisjoint(ids):
+                        answer = facts.lines.get(where)
+                        if answer is None:  # the call was in an earlier batch: read the line again
+                            answer = _line(tx.execute("SELECT event_payload(?)", (where,))[0][0])
+                        fold.tool_results((where, at_time), answer)
+            at = stop
+            if line is not None:
+                fold.assistant(event, line)
+            elif event is not None:
                 fold.person(event)
         fold.write()
+
+
+class _Facts:
+    """What a batch holds for tasks: `items`, (position, event, decoded line or None) of each
+    response calling a task tool (its event without the payload) and of each person's task event;
+    `answers`, (position, time, tool_use ids) of each line holding tool results; `lines`, by
+    position, the decoded lines among them that answer a task tool called in the same batch (an
+    answer to an earlier batch's call is read again when applied: few are)."""
+
+    __slots__ = ("items", "answers", "lines")
+
+    def __init__(self) -> None:
+        self.items: list[tuple] = []
+        self.answers: list[tuple[int, int, tuple[str, ...]]] = []
+        self.lines: dict[int, _Line] = {}
 
 
 class _Fold:
@@ -185,7 +266,6 @@ class _Fold:
         self.tx, self.p = tx, prefix
         self.pending_ids: set[str] = {
             tool_use_id for (tool_use_id,) in tx.execute(f"SELECT tool_use_id FROM {prefix}task_pending")}
-        self.pending: set[bytes] = {tool_use_id.encode() for tool_use_id in self.pending_ids}
         # Tasks read or changed in this batch, as they now stand; the changes are written at the end.
         self.states: dict[str, _State | None] = {}
         self.in_lists: dict[str, set[str]] = {}  # list key -> tasks of it in `states`
@@ -215,9 +295,8 @@ class _Fold:
         state.version = event.version
         self._put(payload.task_id, state, event.position, at)
 
-    def assistant(self, event: RecordedEvent) -> None:
+    def assistant(self, event: RecordedEvent, line: _Line) -> None:
         session = session_of_stream(event.stream)
-        line = _line(event.data)
         content = line.message.content if line.message else None
         if session is None or not isinstance(content, list):
             return
@@ -229,31 +308,29 @@ class _Fold:
             elif block.name in _TASK_TOOLS and _str(block.id):
                 self.tx.execute(_put_sql(self.p, "task_pending", ("tool_use_id", "session_id", "tool", "input"), 1),
                                 (block.id, session, block.name, msgspec.json.encode(block.input)))
-                self.pending.add(block.id.encode())
                 self.pending_ids.add(block.id)
 
-    def tool_results(self, event: RecordedEvent) -> None:
-        line = _line(event.data)
+    def tool_results(self, where: tuple[int, int], line: _Line) -> None:
+        """A line of tool results; `where` is its (position, time)."""
         content = line.message.content if line.message else None
         if not isinstance(content, list):
             return
         for block in content:
             tool_use_id = block.tool_use_id
-            if block.type != "tool_result" or not isinstance(tool_use_id, str) or tool_use_id.encode() not in self.pending:
+            if block.type != "tool_result" or not isinstance(tool_use_id, str) or tool_use_id not in self.pending_ids:
                 continue
             session, tool, raw = self.tx.execute(
                 f"SELECT session_id, tool, input FROM {self.p}task_pending WHERE tool_use_id = ?", (tool_use_id,))[0]
             self.tx.execute(f"DELETE FROM {self.p}task_pending WHERE tool_use_id = ?", (tool_use_id,))
-            self.pending.discard(tool_use_id.encode())
             self.pending_ids.discard(tool_use_id)
             result = line.toolUseResult
             if block.is_error is True or (isinstance(result, dict) and result.get("success") is False):
                 continue
             tool_input = msgspec.json.decode(raw)
             if tool == "TaskCreate":
-                self._task_created(event, session, tool_input, block.content, result)
+                self._task_created(where, session, tool_input, block.content, result)
             else:
-                self._task_updated(event, session, tool_input)
+                self._task_updated(where, session, tool_input)
 
     # Claude Code's lists
 
@@ -300,7 +377,7 @@ class _Fold:
             state.in_list = 0
             self._put(task_id, state, event.position, at, history=changed)
 
-    def _task_created(self, event: RecordedEvent, session: str, tool_input: object, text: object, result: object) -> None:
+    def _task_created(self, where: tuple[int, int], session: str, tool_input: object, text: object, result: object) -> None:
         task = result.get("task") if isinstance(result, dict) else None
         number = _str(task.get("id")) if isinstance(task, dict) else None
         if number is None:
@@ -314,12 +391,12 @@ class _Fold:
         state = self._get(task_id)
         if state is None:
             self._put(task_id, _State(title=subject, status="pending", priority=None, version=0, in_list=0),
-                      event.position, _at(event), created=True, session=session, source=TASKCREATE, list_key=session)
+                      *where, created=True, session=session, source=TASKCREATE, list_key=session)
         elif state.title != subject:
             state.title = subject
-            self._put(task_id, state, event.position, _at(event))
+            self._put(task_id, state, *where)
 
-    def _task_updated(self, event: RecordedEvent, session: str, tool_input: object) -> None:
+    def _task_updated(self, where: tuple[int, int], session: str, tool_input: object) -> None:
         if not isinstance(tool_input, dict):
             return
         number = tool_input.get("taskId")
@@ -335,7 +412,7 @@ class _Fold:
             return
         state.status = status or state.status
         state.title = subject or state.title
-        self._put(task_id, state, event.position, _at(event))
+        self._put(task_id, state, *where)
 
     # Rows
 

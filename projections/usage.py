@@ -118,7 +118,7 @@ _UNKNOWN = -1.0  # cost not computed yet
 _FAST_SUFFIX = "-fast"
 _SESSION_SKIP = len(SESSION_STREAM_PREFIX)
 
-class _Copy(msgspec.Struct, gc=False):
+class _Copy(msgspec.Struct, gc=False, array_like=True):
     """One copy of an API response (kept or not), with what dedupe, pricing and the tables need."""
 
     slot: int
@@ -139,7 +139,9 @@ class _Copy(msgspec.Struct, gc=False):
     unpriced: int = 0
     stored_pico: int = -1       # cost_pico as the table holds it (copies loaded from it)
     pair: int = 0               # its usage_sessions row (copies loaded from the table)
-    source: tuple[bytes, str | None] | None = None  # (payload, stream's session) while its nulls are unchecked
+    position: int = 0           # its event (copies from the typed path)
+    checked: bool = True        # False: whether a key ccusage rejects is null in its line is not known yet
+    fallback: list[_Copy] | None = None  # what counts instead, should this copy be kept (nulls found)
 
     # What projections.pricing.cost reads.
     @property
@@ -185,6 +187,22 @@ class _Copy(msgspec.Struct, gc=False):
         return bool(self.flags & _HAS_SPEED) and not kept.flags & _HAS_SPEED
 
 
+class _Copies(list):
+    """A batch's copies (`UsageProjection.facts`). Pickled as MessagePack: a rebuild's helper
+    processes send them to the runner, and pickling the structs one by one cost five times as much."""
+
+    def __reduce__(self):
+        return _unpack_copies, (_COPIES.encode(self),)
+
+
+_COPIES = msgspec.msgpack.Encoder()
+_UNPACK_COPIES = msgspec.msgpack.Decoder(list[_Copy])
+
+
+def _unpack_copies(packed: bytes) -> _Copies:
+    return _Copies(_UNPACK_COPIES.decode(packed))
+
+
 class PricingUnavailable(EventStoreError):
     """The price table cannot be loaded (a broken `$EVENTSTORE_PRICING` file, say).
 
@@ -223,13 +241,19 @@ class UsageProjection:
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold a batch of events into the kept copies and the aggregates."""
-        found: list[_Copy] = []
+        self.apply_facts(tx, self.facts(events), prefix)
+
+    def facts(self, events: Sequence[RecordedEvent]) -> list[_Copy]:
+        """The copies of API responses in a batch, in log order, read from the events alone."""
+        found = _Copies()
         keys = _Keys()
         decode = lean.take_assistant  # usage reads an assistant line last: the memo forgets it
+        pricing = self.pricing
+        best: dict[int, _Copy] = {}  # per dedupe key, the best copy so far with no rejected null
         for event in events:
             data = event.data
-            if USAGE_MARKER not in data:
-                continue  # ccusage's own prefilter
+            if data.rfind(USAGE_MARKER) < 0:
+                continue  # ccusage's own prefilter (searched from the end, where `usage` sits)
             correlation = event.correlation_id
             if correlation is not None and correlation.startswith(SHARED_LINE_PREFIX):
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
@@ -237,13 +261,28 @@ class UsageProjection:
             session = stream[_SESSION_SKIP:] if stream.startswith(SESSION_STREAM_PREFIX) else None
             copy = _typed_copy(decode(data), session, keys) if event.type == _ASSISTANT else None
             if copy is not None:
-                copy.source = (data, session)  # checked for rejected nulls only if it is ever kept
+                # A copy counts only if no key ccusage rejects is null in its line; else what the
+                # general path reads counts in its place. Looking costs a scan of the line, spared
+                # to a copy no better than one before it here, which can hardly be kept (should it
+                # be, `_Batch.run` looks then).
+                copy.position = event.position
+                rival = best.get(copy.request_key) if copy.id_key is not None else None
+                if rival is not None and not copy.better_than(rival, pricing):
+                    copy.checked = False
+                elif has_rejected_null(data):
+                    copy.fallback = _fallback(data, session)
+                elif copy.id_key is not None:
+                    best[copy.request_key] = copy
                 found.append(copy)
                 continue
             for entry in record_entries(data):  # the general path, for everything the typed one leaves
                 found.append(_entry_copy(entry, session, keys))
-        if found:
-            _Batch(tx, prefix, self.pricing).run(found)
+        return found
+
+    def apply_facts(self, tx, facts: list[_Copy], prefix: str) -> None:
+        """Fold a batch's copies (from `facts`) into the kept copies and the aggregates."""
+        if facts:
+            _Batch(tx, prefix, self.pricing).run(list(facts))
 
 
 def _key(text: str) -> int:
@@ -334,7 +373,7 @@ def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -
     else:
         write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
     speed = usage.speed
-    flags = line.isSidechain is True
+    flags = _SIDECHAIN if line.isSidechain is True else 0
     if speed is not None:
         flags |= _HAS_SPEED
         if speed == "fast":
@@ -347,6 +386,12 @@ def _typed_copy(line: lean.Assistant | None, session: str | None, keys: _Keys) -
     writes = write_5m + write_1h
     return _Copy(0, id_key, request_key, session or line.sessionId or "", model, ms, flags, inputs, outputs,
                  writes, write_1h, reads, line.costUSD, inputs + outputs + writes + reads)
+
+
+def _fallback(data: bytes, session: str | None) -> list[_Copy]:
+    """The copies the general path reads in a line, which count in place of its typed copy."""
+    keys = _Keys()
+    return [_entry_copy(entry, session, keys) for entry in record_entries(data)]
 
 
 def _entry_copy(entry: UsageEntry, session: str | None, keys: _Keys) -> _Copy:
@@ -404,14 +449,13 @@ class _Batch:
                 kept = slots[number] if number is not None else self._sidechain_match(new)
             if kept is not None and not new.better_than(kept, pricing):
                 continue
-            if new.source is not None:
-                # A copy from the typed path counts only if no key ccusage rejects is null in its
-                # line; checked now, as most copies lose to the one kept and never need it.
-                (data, session), new.source = new.source, None
+            if not new.checked:
+                data = tx.execute("SELECT event_payload(?)", (new.position,))[0][0]
                 if has_rejected_null(data):
-                    keys = _Keys()
-                    found.extend(reversed([_entry_copy(entry, session, keys) for entry in record_entries(data)]))
-                    continue
+                    new.fallback = _fallback(data, new.session or None)
+            if new.fallback is not None:
+                found.extend(reversed(new.fallback))
+                continue
             kept_order.append(new)
             if kept is None:
                 new.slot = next_slot

@@ -1,11 +1,11 @@
 """One lean decode of an assistant line, shared by the projections that read it in a batch.
 
-A replay hands the same payload bytes to several projections; sessions and usage both read
-every assistant line, and each decoding its own struct of it costs a full scan of the bytes
-per projection. `assistant` decodes the union of the few fields they read once, and remembers
-the result for the bytes object it came from, so the next projection given the same event
-gets it for free. The line's content is not decoded (neither needs it). (User lines are read
-by sessions alone: sharing them would cost the memo more than it saves.)
+A replay hands the same payload bytes to several projections; sessions, usage and tasks all
+read every assistant line, sessions and tasks every user line, and each decoding its own
+struct of it costs a full scan of the bytes per projection. `assistant` and `user` decode the
+union of the few fields they read once, and remember the result for the bytes object it came
+from, so the next projection given the same event gets it for free. Of the content, only each
+block's kind is decoded (which tools a response calls, which calls a user line answers).
 
 The memo cannot go stale: it is keyed by the identity of the `data` object and holds a
 reference to it (an identity is never reused while its object is alive), and it is bounded
@@ -24,10 +24,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["Assistant", "AssistantMessage", "CacheCreation", "Usage", "assistant", "take_assistant"]
+__all__ = ["Assistant", "AssistantMessage", "Block", "CacheCreation", "Message", "Usage", "User", "assistant",
+           "take_assistant", "take_user", "user"]
 
-GENERATION = 8_192
-"""Entries per memo generation: more than the lines of one runner batch (5,000 events)."""
+GENERATION = 16_384
+"""Entries per memo generation: with two generations, more than the lines of a rebuild's batch
+(20,000 events)."""
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -50,10 +52,37 @@ class AssistantMessage(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     usage: Usage | None = None
+    content: str | list[Block] | None = None
+
+
+class Block(msgspec.Struct, gc=False):
+    """A content block: its kind, a `tool_use`'s id and the tool it calls, the call a `tool_result` answers."""
+
+    type: Any = None
+    id: Any = None
+    name: Any = None
+    tool_use_id: Any = None
+
+
+class Message(msgspec.Struct, gc=False):
+    content: str | list[Block] | None = None
+
+
+class User(msgspec.Struct, gc=False):
+    """The fields of a user record that the built-in projections read (of its content, the blocks' kinds)."""
+
+    uuid: Any = None
+    parentUuid: Any = None
+    isSidechain: Any = None
+    isMeta: Any = None
+    agentId: Any = None
+    cwd: Any = None
+    gitBranch: Any = None
+    message: Message | None = None
 
 
 class Assistant(msgspec.Struct, gc=False):
-    """The fields of an assistant record that the built-in projections read (not its content)."""
+    """The fields of an assistant record that the built-in projections read (of its content, the blocks' kinds)."""
 
     uuid: Any = None
     parentUuid: Any = None
@@ -115,3 +144,5 @@ def _memo(decode: Callable[[bytes], Any]) -> tuple[Callable[[bytes], Any], Calla
 assistant, take_assistant = _memo(msgspec.json.Decoder(Assistant).decode)
 """`assistant(data)`: the lean decode of an assistant line (None when these types reject it),
 remembered; `take_assistant(data)`: the same for the last reader, which forgets it."""
+user, take_user = _memo(msgspec.json.Decoder(User).decode)
+"""The same for a user line."""

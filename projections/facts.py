@@ -1,0 +1,139 @@
+"""Helper processes that read the log and work out projections' facts, for a rebuild.
+
+A projection may split its `apply` in two (see projections.base): `facts(events)`, what a
+batch contributes, worked out from the events alone, and `apply_facts(tx, facts, prefix)`,
+which folds that into its tables. Reading, decompressing and decoding the log is most of a
+rebuild, and none of it needs the database's write lock, so a rebuild hands ranges of the log
+to helper processes (one per core): each opens the store read-only, reads its range and
+returns the facts of every projection being rebuilt. The runner applies them in log order,
+in one process, as it would have applied the events.
+
+Helpers are forked, so they start in milliseconds with the projections already loaded
+(pricing included); where forking is not safe (another thread of ours at work, or no fork on
+this platform) they are spawned. Results come back in order, at most `AHEAD` ranges ahead of
+the one being applied, so memory stays bounded whatever the log's size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from projections.base import Projection
+
+__all__ = ["Failed", "FactsPool", "RangeFacts", "has_facts", "helper_count"]
+
+AHEAD = 3
+"""Ranges handed out per helper before the oldest result is taken."""
+
+
+class Failed:
+    """Facts a helper could not work out for one projection (the runner then applies the range's
+    events itself, one by one where needed, and records what fails)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+RangeFacts = tuple[int, int, int, list[object]]
+"""(after, through, events read, the facts of each projection or a `Failed`)."""
+
+
+def has_facts(projection: Projection) -> bool:
+    """Whether a projection's batches can be worked out apart from its tables."""
+    return callable(getattr(projection, "facts", None)) and callable(getattr(projection, "apply_facts", None))
+
+
+def helper_count() -> int:
+    """Helper processes worth starting: one per core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# In a helper process: its read-only store and what it works out.
+_reader = None
+_projections: Sequence[Projection] = ()
+
+
+def _start_helper(path: str, projections: Sequence[Projection], reading: dict) -> None:
+    global _reader, _projections
+    from eventstore import payloads
+    from eventstore.store import BatchReader, Store
+
+    payloads.forget_threads()  # a forked child has none of its parent's threads
+    _reader = BatchReader(Store(path, read_only=True), -1, **reading)  # spans bound what is read
+    _projections = projections
+
+
+def _facts_of(span: tuple[int, int]) -> RangeFacts:
+    after, through = span
+    events = _reader.read_span(after, through)
+    out: list[object] = []
+    for projection in _projections:
+        handles = projection.handles
+        mine = events if handles is None else [event for event in events if event.type in handles]
+        try:
+            out.append(projection.facts(mine))
+        except Exception as exc:  # the runner applies this range's events itself and records the culprit
+            out.append(Failed(f"{type(exc).__name__}: {exc}"))
+    return after, through, len(events), out
+
+
+class FactsPool:
+    """Helper processes working out the facts of ranges of the log, handed back in order."""
+
+    def __init__(self, path: Path, projections: Sequence[Projection], *, types: set[str] | None,
+                 payload_types: set[str] | None, helpers: int) -> None:
+        method = "fork" if _fork_is_safe() else "spawn"
+        context = multiprocessing.get_context(method)
+        reading = {"types": None if types is None else sorted(types),
+                   "payload_types": None if payload_types is None else sorted(payload_types)}
+        self.helpers = helpers
+        self._pool = context.Pool(helpers, initializer=_start_helper, initargs=(str(path), list(projections), reading))
+
+    def facts(self, spans: Sequence[tuple[int, int]]) -> Iterator[RangeFacts]:
+        """The facts of each (after, through] range, in the order given."""
+        waiting: deque = deque()
+        todo = iter(spans)
+        for span in todo:
+            waiting.append(self._pool.apply_async(_facts_of, (span,)))
+            if len(waiting) >= AHEAD * self.helpers:
+                break
+        while waiting:
+            result = waiting.popleft().get()
+            for span in todo:
+                waiting.append(self._pool.apply_async(_facts_of, (span,)))
+                break
+            yield result
+
+    def close(self) -> None:
+        """Stop the helpers (whatever they were doing)."""
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self) -> FactsPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fork_is_safe() -> bool:
+    """Fork only when no other thread could hold a lock the child would need (SQLite's, say):
+    the only threads besides this one are the store's own pools (read-ahead, compression,
+    dictionary training), which wait idle between calls. The caller makes sure no training is
+    under way."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    return all(t.name.startswith("eventstore-") for t in others)
