@@ -299,29 +299,35 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
     out: list[bytes] = [b""] * n
     frames: dict[int, list[bytes]] = {}
     singles: list[tuple[int, int]] = []  # (row index, dict_id) of frames stored in events.data
-    wanted = []
-    last_block = None
-    for i, (_, dict_id, data, block_id) in enumerate(rows):
+    reach: dict[int, list[int]] = {}  # block_id -> [first, last] position of the rows it holds
+    for i, (position, dict_id, data, block_id) in enumerate(rows):
         if block_id is not None:
-            if block_id != last_block:
-                wanted.append(block_id)
-                last_block = block_id
+            span = reach.get(block_id)
+            if span is None:
+                reach[block_id] = [position, position]
+            else:
+                span[1] = position
         elif dict_id is None:
             out[i] = data
         else:
             frames.setdefault(dict_id, []).append(data)
             singles.append((i, dict_id))
     found = select_in(conn, "SELECT block_id, first_position, dict_id, sizes, frames, data FROM blocks"
-                            " WHERE block_id IN ({}) ORDER BY block_id", sorted(set(wanted))) if wanted else []
-    # Per block in `found`, per frame: (dict_id, index in its group or -1: stored as is, the frame's
-    # bytes, its first member, its member stop).
+                            " WHERE block_id IN ({}) ORDER BY block_id", sorted(reach)) if reach else []
+    # Per block in `found`, per frame: (dict_id, index in its group, -1: stored as is, -2: not
+    # wanted; the frame's bytes, its first member, its member stop). A frame holding none of the
+    # rows (a block reaching past either end of them) is not decoded.
     block_slots: list[list[tuple[int, int, bytes, int, int]]] = []
-    for _, _, dict_id, sizes, frame_list, data in found:
+    for block_id, first, dict_id, sizes, frame_list, data in found:
         slots = []
         spans = layout(sizes, frame_list, len(data))[1]
+        low, high = reach[block_id]
+        low, high = low - first, high - first
         for lo, hi, begin, end in spans:
             frame = data if len(spans) == 1 else data[begin:end]
-            if dict_id is None:
+            if hi <= low or lo > high:
+                slots.append((None, -2, b"", lo, hi))
+            elif dict_id is None:
                 slots.append((-1, -1, frame, lo, hi))
             else:
                 group = frames.setdefault(dict_id, [])
@@ -359,6 +365,9 @@ def read_later(conn: apsw.Connection, rows: Sequence[Row],
             member_sizes = layout(sizes, frame_list, len(data))[0]
             members = []
             for dict_id, k, frame, lo, hi in slots:
+                if k == -2:
+                    members += [b""] * (hi - lo)
+                    continue
                 payload = frame if k < 0 else plain(done[dict_id][k])
                 offsets = list(accumulate(member_sizes[lo:hi], initial=0))
                 members += map(payload.__getitem__, map(slice, offsets, offsets[1:]))

@@ -466,16 +466,22 @@ class Runner:
         with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=self.helpers) as pool:
             for done, result in enumerate(pool.facts(spans), start=1):
                 group.append(result)
-                if sum(r[2] for r in group) < self.rebuild_batch_size and done < len(spans):
+                if sum(r[2] or r[1] - r[0] for r in group) < self.rebuild_batch_size and done < len(spans):
                     continue
                 with self.store.transaction() as tx:
-                    for start, through, _, facts in group:
-                        for projection, found in zip(chosen, facts):
-                            self._apply_facts(tx, projection, found, (start, through), prefix, generation)
+                    for start, through, count, facts in group:
+                        if facts is None:  # no helper could give them: read the range here
+                            events = self.store.read_all(start, through=through, types=types, payload_types=payloads)
+                            count = len(events)
+                            for projection in chosen:
+                                self._apply(tx, projection, _handled(projection, events), prefix, generation)
+                        else:
+                            for projection, found in zip(chosen, facts):
+                                self._apply_facts(tx, projection, found, (start, through), prefix, generation)
+                        total += count
                     after = group[-1][1]
                     tx.execute("UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
                                (after, tx.now, generation))
-                total += sum(r[2] for r in group)
                 group = []
                 if progress is not None:
                     progress(after, head)

@@ -248,6 +248,37 @@ def test_facts_a_helper_cannot_work_out_are_worked_out_in_process_without_errors
         runner.close()
 
 
+class DyingCounter(FactsCounter):
+    """A FactsCounter whose helper process dies on the range holding position 100."""
+
+    def facts(self, events: Sequence) -> list[tuple[int, str, bool]]:
+        if os.getpid() != PARENT and any(event.position == 100 for event in events):
+            os._exit(1)
+        return super().facts(events)
+
+
+class UnpicklableCounter(FactsCounter):
+    """A FactsCounter whose facts cannot leave a helper process (a lambda does not pickle)."""
+
+    def facts(self, events: Sequence):
+        found = super().facts(events)
+        return found if os.getpid() == PARENT else [*found, lambda: None]
+
+
+@pytest.mark.parametrize("counter", [DyingCounter, UnpicklableCounter])
+def test_a_range_no_helper_can_give_is_read_in_process(tmp_path, counter):
+    with Store(tmp_path / "events.db") as store:
+        store.append([new_event(type_="ab"[i % 2]) for i in range(600)])
+        runner = rebuilt(store, [counter(), PidCounter()], helpers=2)
+        with store.db.read() as conn:
+            assert counts(conn) == {"a": 300, "b": 300}
+            pids, per_type = pid_state(conn)
+        assert per_type == {"a": 300, "b": 300}  # every event counted once, by a helper or here
+        assert PARENT in pids  # some ranges were read here
+        assert runner.errors() == []
+        runner.close()
+
+
 def test_a_projection_without_facts_makes_the_rebuild_run_in_process(ingested):
     store = ingested
     head = store.head()
