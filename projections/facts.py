@@ -9,9 +9,12 @@ returns the facts of every projection being rebuilt. The runner applies them in 
 in one process, as it would have applied the events.
 
 Helpers are forked, so they start in milliseconds with the projections already loaded
-(pricing included); where forking is not safe (another thread of ours at work, or no fork on
-this platform) they are spawned. Results come back in order, at most `AHEAD` ranges ahead of
-the one being applied, so memory stays bounded whatever the log's size.
+(pricing included). Where forking is not safe (a thread other than the store's idle pools, a
+rebuild started off the main thread, no fork on this platform) there are no helpers: the other
+start methods run the program's main module again in each child, which a script calling
+`rebuild` may not expect. Results come back in order, at most `AHEAD` ranges ahead of the one
+being applied, so memory stays bounded whatever the log's size. A helper that dies, or facts
+that will not pickle, cost only speed: the runner reads those ranges itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import sys
 import threading
 from collections import deque
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
@@ -27,7 +31,7 @@ from pathlib import Path
 
 from projections.base import Projection
 
-__all__ = ["Failed", "FactsPool", "RangeFacts", "has_facts", "helper_count"]
+__all__ = ["Failed", "FactsPool", "RangeFacts", "fork_is_safe", "has_facts", "helper_count"]
 
 AHEAD = 3
 """Ranges handed out per helper before the oldest result is taken."""
@@ -95,7 +99,7 @@ class FactsPool:
 
     def __init__(self, path: Path, projections: Sequence[Projection], *, types: set[str] | None,
                  payload_types: set[str] | None, helpers: int) -> None:
-        context = multiprocessing.get_context("fork" if _fork_is_safe() else "spawn")
+        context = multiprocessing.get_context("fork")
         reading = {"types": None if types is None else sorted(types),
                    "payload_types": None if payload_types is None else sorted(payload_types)}
         self.helpers = helpers
@@ -142,12 +146,12 @@ class FactsPool:
         self.close()
 
 
-def _fork_is_safe() -> bool:
+def fork_is_safe() -> bool:
     """Fork only when no other thread could hold a lock the child would need (SQLite's, say):
     the only threads besides this one are the store's own pools (read-ahead, compression,
     dictionary training), which wait idle between calls. The caller makes sure no training is
     under way."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux"):  # elsewhere fork is missing, or unsafe with system libraries
         return False
     if threading.current_thread() is not threading.main_thread():
         return False

@@ -42,7 +42,7 @@ from eventstore.storage import now_ms, translated
 from eventstore.store import BatchReader, Store
 from eventstore.transaction import Transaction
 from projections.base import ENTRY_POINT_GROUP, Projection, payload_types
-from projections.facts import Failed, FactsPool, has_facts, helper_count
+from projections.facts import Failed, FactsPool, fork_is_safe, has_facts, helper_count
 from schemas.envelope import RecordedEvent
 
 __all__ = [
@@ -449,8 +449,8 @@ class Runner:
                             progress: Callable[[int, int], None] | None) -> tuple[int, int]:
         """Apply the log up to the head as it is now with the help of other processes, which read
         it and work out each range's facts (projections.facts); returns (position reached,
-        events read). Does nothing, (0, 0), for a short log, a single core, or a projection that
-        cannot be helped."""
+        events read). Does nothing, (0, 0), for a short log, a single core, a projection that
+        cannot be helped, or where helpers cannot be forked safely."""
         head = self.store.head()
         step = max(1, self.rebuild_batch_size // 4)
         if self.helpers < 2 or head <= step or not all(has_facts(p) for p in chosen):
@@ -458,6 +458,8 @@ class Runner:
         if self.store.codec.training():  # a training thread must not be forked mid-query
             with self.store.db.write() as conn:
                 self.store.codec.adopt(conn, now_ms(), wait=True)
+        if not fork_is_safe():
+            return 0, 0
         types, payloads = _wanted(chosen)
         prefix = f"r{generation}_"
         spans = [(start, min(start + step, head)) for start in range(0, head, step)]

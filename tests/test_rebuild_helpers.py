@@ -9,6 +9,7 @@ with each batch's facts, the id of the process that worked them out.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -277,6 +278,19 @@ def test_a_range_no_helper_can_give_is_read_in_process(tmp_path, counter):
         assert PARENT in pids  # some ranges were read here
         assert runner.errors() == []
         runner.close()
+
+
+def test_a_rebuild_off_the_main_thread_runs_in_process(tmp_path):
+    with Store(tmp_path / "events.db") as store:
+        store.append([new_event(type_="ab"[i % 2]) for i in range(600)])
+        done: list[Runner] = []
+        worker = threading.Thread(target=lambda: done.append(rebuilt(store, [FactsCounter(), PidCounter()], helpers=2)))
+        worker.start()
+        worker.join()
+        with store.db.read() as conn:
+            assert counts(conn) == {"a": 300, "b": 300}
+            assert pid_state(conn) == ({PARENT}, {"a": 300, "b": 300})  # nothing forked from a thread
+        done[0].close()
 
 
 def test_a_projection_without_facts_makes_the_rebuild_run_in_process(ingested):
