@@ -464,29 +464,32 @@ class Runner:
         prefix = f"r{generation}_"
         spans = [(start, min(start + step, head)) for start in range(0, head, step)]
         after = total = 0
-        group: list = []
-        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=self.helpers) as pool:
-            for done, result in enumerate(pool.facts(spans), start=1):
-                group.append(result)
-                if sum(r[2] or r[1] - r[0] for r in group) < self.rebuild_batch_size and done < len(spans):
-                    continue
-                with self.store.transaction() as tx:
-                    for start, through, count, facts in group:
-                        if facts is None:  # no helper could give them: read the range here
-                            events = self.store.read_all(start, through=through, types=types, payload_types=payloads)
-                            count = len(events)
-                            for projection in chosen:
-                                self._apply(tx, projection, _handled(projection, events), prefix, generation)
-                        else:
-                            for projection, found in zip(chosen, facts):
-                                self._apply_facts(tx, projection, found, (start, through), prefix, generation)
-                        total += count
-                    after = group[-1][1]
+        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=self.helpers) as pool, \
+                contextlib.ExitStack() as open_transaction:
+            # Ranges are applied as they arrive, into a transaction committed every
+            # `rebuild_batch_size` events: the last ranges cost only their own apply after the helpers end.
+            tx, applied = None, 0
+            for done, (start, through, count, facts) in enumerate(pool.facts(spans), start=1):
+                if tx is None:
+                    tx = open_transaction.enter_context(self.store.transaction())
+                if facts is None:  # no helper could give them: read the range here
+                    events = self.store.read_all(start, through=through, types=types, payload_types=payloads)
+                    count = len(events)
+                    for projection in chosen:
+                        self._apply(tx, projection, _handled(projection, events), prefix, generation)
+                else:
+                    for projection, found in zip(chosen, facts):
+                        self._apply_facts(tx, projection, found, (start, through), prefix, generation)
+                total += count
+                applied += count
+                after = through
+                if applied >= self.rebuild_batch_size or done == len(spans):
                     tx.execute("UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
                                (after, tx.now, generation))
-                group = []
-                if progress is not None:
-                    progress(after, head)
+                    open_transaction.close()  # commits
+                    tx, applied = None, 0
+                    if progress is not None:
+                        progress(after, head)
         return after, total
 
     def _apply_facts(self, tx: Transaction, projection: Projection, facts: object, span: tuple[int, int],
