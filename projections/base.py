@@ -17,6 +17,14 @@ Optional attribute: `payloads: frozenset[str] | None`, the event types whose `da
 reads; the other handled events arrive with `data=b""`, which spares decompressing payloads
 the projection does not look at. Absent or None: every handled event carries its payload.
 It is not a protocol member, so projections written before it existed still conform.
+
+Optional methods, for rebuilds with help from other processes (projections.facts):
+`facts(events) -> object`, what a batch contributes, worked out from the events alone (no
+database, no state kept between calls; picklable), and `apply_facts(tx, facts, prefix)`, which
+folds that into the tables, so that `apply(tx, events, prefix)` is
+`apply_facts(tx, facts(events), prefix)`. Reading and decoding the log is most of a rebuild:
+with both methods, helpers do it for ranges of the log in parallel, and the runner applies
+their facts in log order. Without them a projection is rebuilt in the runner's process alone.
 """
 
 from __future__ import annotations

@@ -115,6 +115,8 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     seconds: float
     events_per_second: float
     projections: list[str]
+    helpers: int = 0
+    """Helper processes that read the log (projections.facts); 0: the rebuild read it alone."""
 
 
 class CatchUpReport(msgspec.Struct, kw_only=True):
@@ -404,7 +406,8 @@ class Runner:
         started = time.perf_counter()
         with self._rebuild_lock():
             generation = self._start_rebuild(chosen)
-            after, total = self._rebuild_from_facts(chosen, generation, progress)
+            helpers = self._helpers_for(chosen, self.store.head())
+            after, total = self._rebuild_from_facts(chosen, generation, progress, helpers)
             reader = self._reader(chosen)
             try:
                 total += self._rebuild_batches(chosen, reader, generation, progress, after)
@@ -414,7 +417,7 @@ class Runner:
         return ReplayReport(
             events=total, seconds=round(seconds, 3),
             events_per_second=round(total / seconds, 1) if seconds > 0 else 0.0,
-            projections=[p.name for p in chosen],
+            projections=[p.name for p in chosen], helpers=helpers,
         )
 
     def _rebuild_batches(self, chosen: list[Projection], reader: BatchReader, generation: int,
@@ -446,25 +449,23 @@ class Runner:
                 return total
 
     def _rebuild_from_facts(self, chosen: list[Projection], generation: int,
-                            progress: Callable[[int, int], None] | None) -> tuple[int, int]:
-        """Apply the log up to the head as it is now with the help of other processes, which read
-        it and work out each range's facts (projections.facts); returns (position reached,
-        events read). Does nothing, (0, 0), for a short log, a single core, a projection that
-        cannot be helped, or where helpers cannot be forked safely."""
+                            progress: Callable[[int, int], None] | None, helpers: int) -> tuple[int, int]:
+        """Apply the log up to the head as it is now with the help of `helpers` other processes,
+        which read it and work out each range's facts (projections.facts); returns (position
+        reached, events read). Does nothing, (0, 0), without helpers (`_helpers_for`: a short
+        log, a single core, a projection that cannot be helped, or no safe fork)."""
+        if not helpers:
+            return 0, 0
         head = self.store.head()
         step = max(1, self.rebuild_batch_size // 4)
-        if self.helpers < 2 or head <= step or not all(has_facts(p) for p in chosen):
-            return 0, 0
         if self.store.codec.training():  # a training thread must not be forked mid-query
             with self.store.db.write() as conn:
                 self.store.codec.adopt(conn, now_ms(), wait=True)
-        if not fork_is_safe():
-            return 0, 0
         types, payloads = _wanted(chosen)
         prefix = f"r{generation}_"
         spans = [(start, min(start + step, head)) for start in range(0, head, step)]
         after = total = 0
-        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=self.helpers) as pool, \
+        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=helpers) as pool, \
                 contextlib.ExitStack() as open_transaction:
             # Ranges are applied as they arrive, into a transaction committed every
             # `rebuild_batch_size` events: the last ranges cost only their own apply after the helpers end.
@@ -491,6 +492,16 @@ class Runner:
                     if progress is not None:
                         progress(after, head)
         return after, total
+
+    def helpers_for(self, names: Collection[str] | None = None) -> int:
+        """How many helper processes a rebuild of these projections (all, or those named) would
+        read the log with now; 0: it would read it alone."""
+        return self._helpers_for(self._select(names), self.store.head())
+
+    def _helpers_for(self, chosen: list[Projection], head: int) -> int:
+        if self.helpers < 2 or head <= self.rebuild_batch_size // 4 or not all(has_facts(p) for p in chosen):
+            return 0
+        return self.helpers if fork_is_safe() else 0
 
     def _apply_facts(self, tx: Transaction, projection: Projection, facts: object, span: tuple[int, int],
                      prefix: str, generation: int) -> None:

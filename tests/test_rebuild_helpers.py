@@ -280,6 +280,21 @@ def test_a_range_no_helper_can_give_is_read_in_process(tmp_path, counter):
         runner.close()
 
 
+def test_the_replay_report_says_how_many_helpers_read_the_log(tmp_path):
+    with Store(tmp_path / "events.db") as store:
+        store.append([new_event(type_="ab"[i % 2]) for i in range(600)])
+        for helpers, expected in ((2, 2), (0, 0), (1, 0)):
+            runner = Runner(store, [FactsCounter()], rebuild_batch_size=BATCH, helpers=helpers)
+            assert runner.helpers_for() == expected
+            assert runner.rebuild().helpers == expected
+            runner.close()
+        mixed = Runner(store, [PidCounter(), Counter()], rebuild_batch_size=BATCH, helpers=2)
+        assert mixed.helpers_for() == 0 and mixed.helpers_for(["pids"]) == 2
+        assert mixed.rebuild().helpers == 0  # a projection without facts: read in process
+        assert mixed.rebuild(["pids"]).helpers == 2
+        mixed.close()
+
+
 def test_a_rebuild_off_the_main_thread_runs_in_process(tmp_path):
     with Store(tmp_path / "events.db") as store:
         store.append([new_event(type_="ab"[i % 2]) for i in range(600)])
