@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from projections.base import Projection
+from schemas import lean
 
 __all__ = ["Failed", "FactsPool", "RangeFacts", "fork_is_safe", "has_facts", "helper_count"]
 
@@ -91,6 +92,7 @@ def _facts_of(span: tuple[int, int]) -> RangeFacts:
             out.append(projection.facts(mine))
         except Exception as exc:  # the runner applies this range's events itself and records the culprit
             out.append(Failed(f"{type(exc).__name__}: {exc}"))
+    lean.forget()
     return after, through, len(events), out
 
 

@@ -43,6 +43,7 @@ from eventstore.store import BatchReader, Store
 from eventstore.transaction import Transaction
 from projections.base import ENTRY_POINT_GROUP, Projection, payload_types
 from projections.facts import Failed, FactsPool, fork_is_safe, has_facts, helper_count
+from schemas import lean
 from schemas.envelope import RecordedEvent
 
 __all__ = [
@@ -351,6 +352,7 @@ class Runner:
                     generation = checkpoints[projection.name].generation
                     errors += self._apply(tx, projection, _handled(projection, events), "", generation)
                     self._save_checkpoint(tx, projection, upto, generation)
+                lean.forget()
             if done and len(behind) == len(active):
                 break
         return total, errors
@@ -386,6 +388,7 @@ class Runner:
                 # Never fail an append because of a read model: leave these events to catch_up.
                 tx.execute("ROLLBACK TO projection_inline")
             tx.execute("RELEASE projection_inline")
+        lean.forget()
 
     # Rebuilding
 
@@ -435,6 +438,7 @@ class Runner:
                 upto = head if done else events[-1].position
                 for projection in chosen:
                     self._apply(tx, projection, _handled(projection, events), prefix, generation)
+                lean.forget()
                 if done:
                     self._swap(tx, chosen, generation, upto)
                 else:
@@ -478,6 +482,7 @@ class Runner:
                     count = len(events)
                     for projection in chosen:
                         self._apply(tx, projection, _handled(projection, events), prefix, generation)
+                    lean.forget()
                 else:
                     for projection, found in zip(chosen, facts):
                         self._apply_facts(tx, projection, found, (start, through), prefix, generation)
@@ -526,6 +531,7 @@ class Runner:
         types, payloads = _wanted([projection])
         events = self.store.read_all(span[0], through=span[1], types=types, payload_types=payloads)
         self._apply(tx, projection, events, prefix, generation)
+        lean.forget()
 
     def _start_rebuild(self, chosen: list[Projection]) -> int:
         """Drop what an abandoned rebuild left, pick a fresh generation and create its tables."""

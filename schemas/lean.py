@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 __all__ = ["Assistant", "AssistantMessage", "Block", "CacheCreation", "Message", "Usage", "User", "assistant",
-           "take_assistant", "take_user", "user"]
+           "forget", "take_assistant", "take_user", "user"]
 
 GENERATION = 16_384
 """Entries per memo generation: with two generations, more than the lines of a rebuild's batch
@@ -138,7 +138,24 @@ def _memo(decode: Callable[[bytes], Any]) -> tuple[Callable[[bytes], Any], Calla
                 return values[generation].pop(key)
         return decoded(data)
 
+    def forget() -> None:
+        for generation in (0, 1):
+            held[generation].clear()
+            values[generation].clear()
+
+    _forgetters.append(forget)
     return get, take
+
+
+_forgetters: list[Callable[[], None]] = []
+
+
+def forget() -> None:
+    """Forget every remembered decode. The runner calls it after each batch, so the memo never
+    keeps payloads alive past the batch that holds them (a projection that only `get`s, with no
+    later reader to `take`, would otherwise keep two generations of lines)."""
+    for forget_one in _forgetters:
+        forget_one()
 
 
 assistant, take_assistant = _memo(msgspec.json.Decoder(Assistant).decode)
