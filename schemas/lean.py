@@ -8,9 +8,9 @@ from, so the next projection given the same event gets it for free. Of the conte
 block's kind is decoded (which tools a response calls, which calls a user line answers).
 
 The memo cannot go stale: it is keyed by the identity of the `data` object and holds a
-reference to it (an identity is never reused while its object is alive), and it is bounded
-(two generations of `GENERATION` entries). Decoded values are immutable in effect: callers
-read them and never change them.
+reference to it (an identity is never reused while its object is alive); the runner empties it
+after every batch, and it never holds more than `LIMIT` lines. Decoded values are immutable in
+effect: callers read them and never change them.
 
 Typed where a reader needs the type checked in C (usage: token counts are non-negative
 integers, `speed` is one of two strings); any line those types reject decodes to None, and
@@ -27,9 +27,8 @@ import msgspec
 __all__ = ["Assistant", "AssistantMessage", "Block", "CacheCreation", "Message", "Usage", "User", "assistant",
            "forget", "take_assistant", "take_user", "user"]
 
-GENERATION = 16_384
-"""Entries per memo generation: with two generations, more than the lines of a rebuild's batch
-(20,000 events)."""
+LIMIT = 32_768
+"""Entries a memo holds at most: more than the lines of a rebuild's batch (20,000 events)."""
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -100,50 +99,38 @@ class Assistant(msgspec.Struct, gc=False):
 
 
 def _memo(decode: Callable[[bytes], Any]) -> tuple[Callable[[bytes], Any], Callable[[bytes], Any]]:
-    """`decode` remembered by the identity of the bytes (held), in two bounded generations:
-    (get, take). `get` decodes and remembers; `take` gives what `get` remembered and forgets it
-    (or decodes without remembering), for the last reader of a line, so the memo drains.
+    """`decode` remembered by the identity of the bytes: (get, take). `get` decodes and
+    remembers; `take` gives what `get` remembered and forgets it (or decodes without
+    remembering), for the last reader of a line, so the memo drains.
 
-    The bytes and the decoded values sit in dicts of their own, never in tuples: neither holds
-    an object the garbage collector tracks, so a memo of thousands of lines costs it nothing.
+    An entry holds its bytes, so their identity cannot be reused while it stands. The runner
+    empties the memo after every batch (`forget`); `LIMIT` bounds it for callers that do not.
     """
-    held: list[dict[int, bytes]] = [{}, {}]  # current generation, previous one
-    values: list[dict[int, Any]] = [{}, {}]
+    memo: dict[int, tuple[bytes, Any]] = {}
 
-    def decoded(data: bytes) -> Any:
+    def get(data: bytes) -> Any:
+        entry = memo.get(id(data))
+        if entry is not None and entry[0] is data:
+            return entry[1]
+        try:
+            value = decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            value = None
+        if len(memo) >= LIMIT:
+            memo.clear()
+        memo[id(data)] = (data, value)
+        return value
+
+    def take(data: bytes) -> Any:
+        entry = memo.pop(id(data), None)
+        if entry is not None and entry[0] is data:
+            return entry[1]
         try:
             return decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
 
-    def get(data: bytes) -> Any:
-        key = id(data)
-        if held[0].get(key) is data:
-            return values[0][key]
-        if held[1].get(key) is data:
-            return values[1][key]
-        value = decoded(data)
-        if len(held[0]) >= GENERATION:
-            held[1], held[0] = held[0], {}
-            values[1], values[0] = values[0], {}
-        held[0][key] = data
-        values[0][key] = value
-        return value
-
-    def take(data: bytes) -> Any:
-        key = id(data)
-        for generation in (0, 1):
-            if held[generation].get(key) is data:
-                del held[generation][key]
-                return values[generation].pop(key)
-        return decoded(data)
-
-    def forget() -> None:
-        for generation in (0, 1):
-            held[generation].clear()
-            values[generation].clear()
-
-    _forgetters.append(forget)
+    _forgetters.append(memo.clear)
     return get, take
 
 
@@ -153,7 +140,7 @@ _forgetters: list[Callable[[], None]] = []
 def forget() -> None:
     """Forget every remembered decode. The runner calls it after each batch, so the memo never
     keeps payloads alive past the batch that holds them (a projection that only `get`s, with no
-    later reader to `take`, would otherwise keep two generations of lines)."""
+    later reader to `take`, would otherwise keep up to `LIMIT` lines)."""
     for forget_one in _forgetters:
         forget_one()
 
