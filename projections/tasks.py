@@ -128,10 +128,10 @@ def _line(data: bytes) -> _Line:
                  toolUseResult=obj.get("toolUseResult"))
 
 
-def _calls_task_tool(data: bytes, calls: dict[str, bool]) -> bool:
+def _calls_task_tool(data: bytes, calls: set[str]) -> bool:
     """Whether a response calls TodoWrite, TaskCreate or TaskUpdate, read from the shared decode (a
-    line of odd types is scanned for the names instead); notes in `calls` each call's id, and
-    whether TaskCreate or TaskUpdate was called with it."""
+    line of odd types is scanned for the names instead); adds to `calls` the ids of its
+    TaskCreate and TaskUpdate calls."""
     line = lean.assistant(data)
     if line is None:
         return _TOOL_MARKER.search(data) is not None
@@ -141,10 +141,10 @@ def _calls_task_tool(data: bytes, calls: dict[str, bool]) -> bool:
     found = False
     for block in content:
         name = block.name
-        if block.type == "tool_use" and type(name) is str:
-            found = found or name in _TOOL_NAMES
-            if type(block.id) is str:
-                calls[block.id] = calls.get(block.id, False) or name in _TASK_TOOLS
+        if type(name) is str and name in _TOOL_NAMES and block.type == "tool_use":
+            found = True
+            if name in _TASK_TOOLS and type(block.id) is str:
+                calls.add(block.id)
     return found
 
 
@@ -157,8 +157,11 @@ def _answered(data: bytes) -> tuple[str, ...]:
     content = line.message.content if line.message is not None else None
     if type(content) is not list:
         return ()
-    return tuple(block.tool_use_id for block in content
-                 if block.type == "tool_result" and type(block.tool_use_id) is str)
+    ids: tuple[str, ...] = ()
+    for block in content:
+        if block.type == "tool_result" and type(block.tool_use_id) is str:
+            ids += (block.tool_use_id,)
+    return ids
 
 
 def derived_id(*parts: str) -> str:
@@ -204,7 +207,7 @@ class TasksProjection:
     def facts(self, events: Sequence[RecordedEvent]) -> _Facts:
         """What in a batch may touch tasks, worked out from the events alone (see `_Facts`)."""
         facts = _Facts()
-        calls: dict[str, bool] = {}  # tool_use id -> whether a task tool was called with it, in this batch
+        calls: set[str] = set()  # ids of the TaskCreate and TaskUpdate calls of this batch
         for event in events:
             type_ = event.type
             if type_ == _ASSISTANT:
@@ -214,7 +217,7 @@ class TasksProjection:
                 ids = _answered(event.data)
                 if ids:
                     facts.answers.append((event.position, _at(event), ids))
-                    if any(calls.get(tool_use_id) for tool_use_id in ids):
+                    if calls and not calls.isdisjoint(ids):
                         facts.lines[event.position] = _line(event.data)
             elif type_ in task_events.TYPES:
                 facts.items.append((event.position, event, None))
