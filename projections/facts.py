@@ -111,7 +111,11 @@ class FactsPool:
     def facts(self, spans: Sequence[tuple[int, int]]) -> Iterator[RangeFacts | tuple[int, int, int, None]]:
         """The facts of each (after, through] range, in the order given. A range whose facts could
         not come back (a helper died, or its facts would not pickle) comes as (after, through, 0,
-        None): the caller reads it itself."""
+        None): the caller reads it itself.
+
+        The helpers are forked at the first request, here, so call this before opening any
+        transaction: SQLite keeps the locks of a process's connections in memory a child copies,
+        and a child must not believe it holds locks it does not."""
         waiting: deque = deque()
         todo = iter(spans)
         for span in todo:
