@@ -273,13 +273,6 @@ def register_sql_function(conn: apsw.Connection, codec: Codec) -> None:
 _ahead_pool = None
 
 
-def forget_threads() -> None:
-    """Drop the read-ahead pool without waiting for it: in a forked child its thread does not
-    exist, so the first `read_later` must start a new one."""
-    global _ahead_pool
-    _ahead_pool = None
-
-
 def read_later(conn: apsw.Connection, rows: Sequence[Row],
                decompressors: dict[int, object], *, in_thread: bool = True) -> Callable[[], list[bytes]]:
     """Like `read`, for a run of rows read whole: returns a function that gives the payloads.

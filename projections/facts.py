@@ -72,11 +72,9 @@ _projections: Sequence[Projection] = ()
 
 def _start_helper(path: str, projections: Sequence[Projection], reading: dict) -> None:
     global _reader, _projections
-    from eventstore import payloads
     from eventstore.store import BatchReader, Store
 
-    payloads.forget_threads()  # a forked child has none of its parent's threads
-    gc.disable()  # a helper lives for one rebuild and makes no cycles; collecting cost it 4%
+    gc.disable()  # a helper lives for one rebuild (what it leaves goes with it); collecting cost it 4%
     _reader = BatchReader(Store(path, read_only=True), -1, **reading)  # spans bound what is read
     _projections = projections
 
