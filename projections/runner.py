@@ -12,7 +12,10 @@ A `Runner` drives a list of projections over one `Store`:
   fresh tables under the prefix `r<generation>_` in batches (of `rebuild_batch_size`) while
   writers carry on, then in
   one final transaction applies what arrived meanwhile, drops the live tables and renames the
-  new ones into their place. Readers see the old tables until that commit.
+  new ones into their place. Readers see the old tables until that commit. When every
+  projection rebuilt has `facts`/`apply_facts` (projections.base), forked helper processes read
+  and decode ranges of the log in parallel, and the runner applies their facts in log order
+  (projections.facts).
 * An event whose `apply` raises is isolated (the batch is retried one event at a time inside
   savepoints), recorded in `projection_errors` with the reason, and skipped; other events and
   other projections carry on.
