@@ -91,24 +91,15 @@ CREATE TABLE {p}session_titles (
 # Lean decoders: only the fields read here, so msgspec skips the rest of each line.
 
 
-class _Block(msgspec.Struct, gc=False):
-    type: Any = None
-
-
-class _Message(msgspec.Struct, gc=False):
+class _Message(lean.Message, gc=False):
     id: Any = None
     model: Any = None
-    content: str | list[_Block] | None = None
 
 
-class _Line(msgspec.Struct, gc=False):
-    uuid: Any = None
-    parentUuid: Any = None
-    isSidechain: Any = None
-    isMeta: Any = None
-    agentId: Any = None
-    cwd: Any = None
-    gitBranch: Any = None
+class _Line(lean.User, gc=False):
+    """`lean.User` with an assistant message's id and model, of any type: the tolerant decode of a
+    line the shared decodes rejected."""
+
     message: _Message | None = None
 
 
@@ -143,7 +134,7 @@ def _line(data: bytes) -> _Line:
 
 def _content_kinds(content: object) -> object:
     if isinstance(content, list):
-        return [_Block(type=getattr(block, "type", None)) for block in content]
+        return [lean.Block(type=getattr(block, "type", None)) for block in content]
     return content if isinstance(content, str) else None
 
 

@@ -89,17 +89,15 @@ CREATE TABLE {p}task_pending (
 # Lean decoders: only the fields read here.
 
 
-class _Block(msgspec.Struct, gc=False):
-    type: Any = None
-    id: Any = None
-    name: Any = None
+class _Block(lean.Block, gc=False):
+    """`lean.Block` with a call's input and a result's content and error flag."""
+
     input: Any = None
-    tool_use_id: Any = None
     content: Any = None
     is_error: Any = None
 
 
-class _Message(msgspec.Struct, gc=False):
+class _Message(lean.Message, gc=False):
     content: str | list[_Block] | None = None
 
 
