@@ -266,6 +266,10 @@ class UsageProjection:
                 # to a copy no better than one before it here, which can hardly be kept (should it
                 # be, `_Batch.run` looks then).
                 copy.position = event.position
+                last = found[-1] if found else None
+                twin = last is not None and _same_response(last, copy)
+                if twin and not copy.better_than(last, pricing):
+                    continue  # the copy before it stays whatever was kept before: leave this one out
                 rival = best.get(copy.request_key) if copy.id_key is not None else None
                 if rival is not None and not copy.better_than(rival, pricing):
                     copy.checked = False
@@ -273,7 +277,10 @@ class UsageProjection:
                     copy.fallback = _fallback(data, session)
                 elif copy.id_key is not None:
                     best[copy.request_key] = copy
-                found.append(copy)
+                if twin and copy.checked and copy.fallback is None:
+                    found[-1] = copy  # it replaces the copy before it, in the same slot, whatever was kept before
+                else:
+                    found.append(copy)
                 continue
             for entry in record_entries(data):  # the general path, for everything the typed one leaves
                 found.append(_entry_copy(entry, session, keys))
@@ -283,6 +290,21 @@ class UsageProjection:
         """Fold a batch's copies (from `facts`) into the kept copies and the aggregates."""
         if facts:
             _Batch(tx, prefix, self.pricing).run(list(facts))
+
+
+def _same_response(last: _Copy, copy: _Copy) -> bool:
+    """Whether `copy` follows `last` as another main-chain copy of the same response, in the same
+    session under the same model, `last` counting as it is (no null ccusage rejects in its line).
+
+    Claude Code writes a response as one line per content block, most with the same usage. Of
+    two such copies in a row only the better one can matter: `better_than` orders copies by a
+    key (main chain, total, cost, speed), so whatever slot the first lands in (it is the slot the
+    second finds), folding both leaves what folding the better one alone leaves, and with
+    nothing between them the slot is numbered alike. Leaving the other out halves a rebuild's
+    copies."""
+    return (copy.request_key is not None and copy.request_key == last.request_key
+            and not (copy.flags | last.flags) & _SIDECHAIN and last.checked and last.fallback is None
+            and copy.session == last.session and copy.model == last.model)
 
 
 def _key(text: str) -> int:
