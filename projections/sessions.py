@@ -7,8 +7,8 @@ Per session (the stream `claude:session:<id>`, which also holds its subagents' l
 * `git_branch`: the latest non-empty branch of the main conversation, else of a subagent.
 * `title`: the latest (in log order) of `summary`, `ai-title` and `custom-title` records. A
   summary names its session by `leafUuid`: it titles the session holding that uuid when one
-  is known, else the session whose stream it was read in. Resolved at query time, so a
-  summary read before its leaf still lands on the right session once the leaf arrives.
+  is known (the first to hold it), else the session whose stream it was read in. A summary
+  read before its leaf lands on the right session once the leaf arrives.
 * `started_at`/`ended_at`: the earliest and latest record time.
 * `messages`: prompts and responses of the main conversation: user records that are neither
   tool results nor meta, plus assistant responses, one per run of consecutive lines sharing a
@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
+from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
 from hashlib import blake2b
 from typing import Any
@@ -36,7 +39,7 @@ from schemas.envelope import RecordedEvent
 from schemas.transcript import AssistantRecord, UserRecord, decode_record
 from schemas.transcript_events import OTHER, RECORD_TYPES, SESSION_STREAM_PREFIX
 
-__all__ = ["SessionRow", "SessionsProjection", "list_sessions", "list_sessions_sql", "project_of", "usage_totals"]
+__all__ = ["SessionRow", "SessionsProjection", "key_holders", "list_sessions", "list_sessions_sql", "project_of", "usage_totals"]
 
 NAME = "sessions"
 SYNTHETIC_MODEL = "<synthetic>"
@@ -60,10 +63,26 @@ CREATE TABLE {p}sessions (
 );
 CREATE INDEX {p}sessions_started ON {p}sessions (started_at);
 
--- Which session holds each user/assistant record uuid (64-bit key), to place summaries.
-CREATE TABLE {p}session_keys (
-    key        INTEGER PRIMARY KEY,
+-- Which session holds each user/assistant record uuid (its 64-bit key), to place summaries:
+-- per batch, one row per bucket (the key's top 8 bits) holding that batch's keys in the bucket,
+-- in log order, and the session of each. A row per record cost as much as the rest of a rebuild's
+-- writes; only the few keys summaries name are ever looked up.
+CREATE TABLE {p}session_key_runs (
+    run        INTEGER PRIMARY KEY,
+    bucket     INTEGER NOT NULL,
+    keys       BLOB NOT NULL,         -- int64 little-endian
+    sessions   BLOB NOT NULL          -- int64 little-endian: session_no of each key
+);
+CREATE INDEX {p}session_key_runs_bucket ON {p}session_key_runs (bucket, run);
+
+-- The session each summary's leaf key lands on (the first to hold it), and the leaf keys no
+-- session holds yet.
+CREATE TABLE {p}session_leaves (
+    leaf_key   INTEGER PRIMARY KEY,
     session_no INTEGER NOT NULL
+);
+CREATE TABLE {p}session_pending_leaves (
+    leaf_key   INTEGER PRIMARY KEY
 );
 
 CREATE TABLE {p}session_agents (
@@ -188,14 +207,16 @@ class SessionsProjection:
     """Sessions: project, cwd, branch, title, times, message counts, models, subagents."""
 
     name = NAME
-    version = "2"
+    version = "3"
     handles = frozenset("claude." + t for t in RECORD_TYPES) | {OTHER}
     payloads = _LINE_TYPES | frozenset(_TITLE_TYPES)
     inline = False
-    tables = ("sessions", "session_keys", "session_agents", "session_models", "session_titles")
+    tables = ("sessions", "session_key_runs", "session_leaves", "session_pending_leaves", "session_agents",
+              "session_models", "session_titles")
 
     def create(self, tx, prefix: str) -> None:
-        """Create the tables under `prefix`."""
+        """Create the tables under `prefix` (and drop version 2's `session_keys`, which nothing reads now)."""
+        tx.execute("DROP TABLE IF EXISTS session_keys")
         tx.execute(DDL.format(p=prefix))
 
     def apply(self, tx, events: Sequence[RecordedEvent], prefix: str) -> None:
@@ -206,7 +227,7 @@ class SessionsProjection:
         """What a batch adds to each session, worked out from the events alone: (per-session
         accumulators, record keys, agents, models, titles)."""
         accs: dict[str, _Acc] = {}
-        keys: list[tuple[int, str]] = []  # (hashed uuid, session): who holds which record
+        keys: dict[int, str] = {}  # hashed uuid -> the session first holding that record here
         agents: set[tuple[str, str]] = set()
         models: set[tuple[str, str]] = set()
         titles: list[tuple[int, str, int | None, str]] = []
@@ -241,7 +262,8 @@ class SessionsProjection:
                 _fold_line(line, is_assistant, session, acc, keys, agents, models)
             elif type_ in _TITLE_TYPES:
                 _fold_title(event, session, titles)
-        return accs, keys, agents, models, titles
+        order = sorted(keys)  # record keys sorted, with the session holding each: compact to send and to store
+        return accs, (array("q", order), list(map(keys.__getitem__, order))), agents, models, titles
 
     def apply_facts(self, tx, facts: tuple, prefix: str) -> None:
         """Fold `facts` of a batch into the session rows."""
@@ -249,7 +271,7 @@ class SessionsProjection:
             _write(tx, prefix, *facts)
 
 
-def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agents: set, models: set) -> None:
+def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: dict, agents: set, models: set) -> None:
     """One user or assistant line, as `schemas.lean` decodes it (`Assistant`, `User`), or a `_Line` when its
     types are odd."""
     side = line.isSidechain is True
@@ -268,7 +290,7 @@ def _fold_line(line, assistant: bool, session: str, acc: _Acc, keys: list, agent
         else:
             acc.branch_main = branch
     if type(uuid) is str and uuid:
-        keys.append((key(uuid), session))
+        keys.setdefault(key(uuid), session)
     else:
         uuid = None
     agent = line.agentId
@@ -332,10 +354,10 @@ def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> N
         " WHERE session_no = ?10",
         rows,
     )
-    if keys:
-        # The first session to hold a uuid keeps it (an old-style resume replays history under a new id).
-        tx.executemany(f"INSERT OR IGNORE INTO {p}session_keys (key, session_no) VALUES (?, ?)",
-                       [(k, known[s][0]) for k, s in keys])
+    sorted_keys, holders = keys
+    holders = array("q", map({s: known[s][0] for s in accs}.__getitem__, holders))
+    if sorted_keys:
+        _store_keys(tx, p, sorted_keys, holders)
     if agents:
         tx.executemany(f"INSERT OR IGNORE INTO {p}session_agents (session_no, agent) VALUES (?, ?)",
                        [(known[s][0], a) for s, a in agents])
@@ -345,6 +367,87 @@ def _write(tx, p: str, accs: dict[str, _Acc], keys, agents, models, titles) -> N
     if titles:
         tx.executemany(f"INSERT INTO {p}session_titles (position, session_no, leaf_key, title) VALUES (?, ?, ?, ?)",
                        [(pos, known[s][0], leaf, text) for pos, s, leaf, text in titles])
+    leaves = {leaf for _, _, leaf, _ in titles if leaf is not None}
+    if sorted_keys or leaves:
+        _place_leaves(tx, p, sorted_keys, holders, leaves)
+
+
+def _store_keys(tx, p: str, keys: array, holders: array) -> None:
+    """Store a batch's record keys (sorted) and the session_no holding each, a row per bucket."""
+    rows = []
+    lo, n = 0, len(keys)
+    while lo < n:
+        bucket = keys[lo] >> 56
+        hi = bisect_left(keys, (bucket + 1) << 56, lo)
+        rows.append((bucket, _packed(keys[lo:hi]), _packed(holders[lo:hi])))
+        lo = hi
+    tx.executemany(f"INSERT INTO {p}session_key_runs (bucket, keys, sessions) VALUES (?, ?, ?)", rows)
+
+
+def _place_leaves(tx, p: str, keys: array, holders: array, leaves: set[int]) -> None:
+    """Record which session each summary leaf lands on once a session holds it.
+
+    A leaf still pending from earlier batches was held by none of them, so only this batch's keys
+    can hold it; a leaf first named here is looked up in every batch's keys (its bucket's rows,
+    this batch's included), the first to hold it winning, as for any record."""
+    pending = {k for (k,) in tx.execute(f"SELECT leaf_key FROM {p}session_pending_leaves")}
+    placed = {}
+    for leaf in pending:
+        i = bisect_left(keys, leaf)
+        if i < len(keys) and keys[i] == leaf:
+            placed[leaf] = holders[i]
+    named = leaves - pending
+    if named:
+        named -= {k for (k,) in tx.execute(
+            f"SELECT leaf_key FROM {p}session_leaves WHERE leaf_key IN (SELECT value FROM json_each(?))",
+            (msgspec.json.encode(sorted(named)),))}
+    unplaced = []
+    for leaf in sorted(named):
+        number = _holder(tx, p, leaf)
+        if number is None:
+            unplaced.append((leaf,))
+        else:
+            placed[leaf] = number
+    if placed:
+        tx.executemany(f"INSERT INTO {p}session_leaves (leaf_key, session_no) VALUES (?, ?)", sorted(placed.items()))
+        tx.executemany(f"DELETE FROM {p}session_pending_leaves WHERE leaf_key = ?",
+                       [(k,) for k in sorted(placed) if k in pending])
+    if unplaced:
+        tx.executemany(f"INSERT INTO {p}session_pending_leaves (leaf_key) VALUES (?)", unplaced)
+
+
+def _holder(tx, p: str, leaf: int) -> int | None:
+    """The session_no of the first stored record with this key, if any."""
+    for keys, sessions in tx.execute(
+            f"SELECT keys, sessions FROM {p}session_key_runs WHERE bucket = ? ORDER BY run", (leaf >> 56,)):
+        found = _unpacked(keys)
+        if leaf in found:
+            return _unpacked(sessions)[found.index(leaf)]
+    return None
+
+
+def key_holders(conn) -> dict[int, int]:
+    """Every stored record key and the session_no first holding it (what the runs stand for,
+    however batches split the log)."""
+    holders: dict[int, int] = {}
+    for keys, sessions in conn.execute("SELECT keys, sessions FROM session_key_runs ORDER BY run"):
+        for k, number in zip(_unpacked(keys), _unpacked(sessions)):
+            holders.setdefault(k, number)
+    return holders
+
+
+def _packed(values: array) -> bytes:
+    if sys.byteorder == "big":
+        values = array("q", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def _unpacked(blob: bytes) -> array:
+    values = array("q", blob)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
 
 
 # Queries
@@ -388,7 +491,7 @@ def list_sessions_sql(*, project: str | None = None, since: int | None = None, u
     sql = f"""
 WITH titled AS (
     SELECT coalesce(k.session_no, t.session_no) AS session_no, max(t.position) AS position, t.title AS title
-    FROM session_titles t LEFT JOIN session_keys k ON k.key = t.leaf_key
+    FROM session_titles t LEFT JOIN session_leaves k ON k.leaf_key = t.leaf_key
     GROUP BY 1
 )
 SELECT s.session_id, coalesce(s.cwd_main, s.cwd_side), coalesce(s.branch_main, s.branch_side),

@@ -22,7 +22,7 @@ from eventstore.ingest import Ingester
 from projection_helpers import Counter, counts, new_event
 from projections.facts import has_facts
 from projections.runner import Runner
-from projections.sessions import SessionsProjection, list_sessions
+from projections.sessions import SessionsProjection, key_holders, list_sessions
 from projections.tasks import TasksProjection, list_tasks
 from projections.usage import UsageProjection
 from projections.usage_report import build_report
@@ -105,10 +105,14 @@ def transcript_projections() -> list:
 
 
 def table_rows(conn, projections: Sequence) -> dict[str, list[tuple]]:
-    """Every row of every table the projections own, in a total order."""
+    """Every row of every table the projections own, in a total order (sessions' record keys as
+    the sessions holding them: their rows follow the batches)."""
     out = {}
     for projection in projections:
         for table in projection.tables:
+            if table == "session_key_runs":
+                out[table] = sorted(key_holders(conn).items())
+                continue
             width = len(conn.execute(f"PRAGMA table_info({table})").fetchall())
             order = ", ".join(str(i) for i in range(1, width + 1))
             out[table] = [tuple(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()]
