@@ -7,9 +7,13 @@ import os
 import time
 from pathlib import Path
 
+import uuid
+
 import msgspec
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import CORPUS
 from eventstore import Store
@@ -18,7 +22,7 @@ from eventstore.feed import iso
 from eventstore.ingest import Ingester
 from eventstore.ingest.lines import parse_timestamp
 from projections.runner import Runner, discover
-from projections.sessions import SessionsProjection, list_sessions
+from projections.sessions import SessionsProjection, key, list_sessions, record_keys
 
 SNIFFLY = "chiphuyen__sniffly/tests/mock-data/-Users-chip-dev-ai-music"
 WORKTREES = "handgemacht-ai__claude-code-log/test/test_data/real_projects/-experiments-worktrees"
@@ -224,3 +228,26 @@ def _empty_row():
 
     return SessionRow(session_id="s", project=None, cwd=None, git_branch=None, title=None, started_at=None,
                       ended_at=None, messages=0, models=[], subagents=0)
+
+
+_UUIDS = st.builds(lambda n: str(uuid.UUID(int=n)), st.integers(0, 2**128 - 1))
+_ODD_UUIDS = st.one_of(
+    _UUIDS.map(str.upper),
+    _UUIDS.map(lambda u: u[:35]),  # a character short
+    _UUIDS.map(lambda u: u + "0"),
+    _UUIDS.map(lambda u: u[:10] + "g" + u[11:]),  # not hex
+    _UUIDS.map(lambda u: u[:9] + " " + u[10:]),
+    st.text(max_size=40),
+)
+
+
+@given(st.lists(st.one_of(_UUIDS, _ODD_UUIDS), max_size=12), st.lists(_UUIDS, max_size=12))
+def test_record_keys_in_bulk_are_the_keys_one_by_one(odd, canonical):
+    for uuids in (canonical, odd, canonical + odd, [u.replace("-", "", 1) + "-" for u in canonical]):
+        assert list(record_keys(uuids)) == [key(u) for u in uuids]
+
+
+def test_a_uuid_key_is_its_first_eight_bytes():
+    assert key("00000000-0000-0001-8000-000000000000") == 1 << 56
+    assert key("ffffffff-ffff-ffff-0000-000000000000") == -1
+    assert key("not-a-uuid") == key("not-a-uuid") != key("not-a-uuid2")
