@@ -250,6 +250,7 @@ class UsageProjection:
         decode = lean.take_assistant  # usage reads an assistant line last: the memo forgets it
         pricing = self.pricing
         best: dict[int, _Copy] = {}  # per dedupe key, the best copy so far with no rejected null
+        previous = None  # (line, stream, copy) of the last typed copy found, while it counts as it is
         for event in events:
             data = event.data
             if data.rfind(USAGE_MARKER) < 0:
@@ -259,7 +260,12 @@ class UsageProjection:
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
             stream = event.stream
             session = stream[_SESSION_SKIP:] if stream.startswith(SESSION_STREAM_PREFIX) else None
-            copy = _typed_copy(decode(data), session, keys) if event.type == _ASSISTANT else None
+            line = decode(data) if event.type == _ASSISTANT else None
+            if (previous is not None and line is not None and found[-1] is previous[2] and stream == previous[1]
+                    and _repeats(line, previous[0])):
+                continue  # the copy of the line before again: not better, so left out (`_same_response`)
+            copy = _typed_copy(line, session, keys)
+            previous = None
             if copy is not None:
                 # A copy counts only if no key ccusage rejects is null in its line; else what the
                 # general path reads counts in its place. Looking costs a scan of the line, spared
@@ -281,6 +287,8 @@ class UsageProjection:
                     found[-1] = copy  # it replaces the copy before it, in the same slot, whatever was kept before
                 else:
                     found.append(copy)
+                if found[-1] is copy and copy.checked and copy.fallback is None and not copy.flags & _SIDECHAIN:
+                    previous = (line, stream, copy)
                 continue
             for entry in record_entries(data):  # the general path, for everything the typed one leaves
                 found.append(_entry_copy(entry, session, keys))
@@ -290,6 +298,20 @@ class UsageProjection:
         """Fold a batch's copies (from `facts`) into the kept copies and the aggregates."""
         if facts:
             _Batch(tx, prefix, self.pricing).run(list(facts))
+
+
+def _repeats(line: lean.Assistant, last: lean.Assistant) -> bool:
+    """Whether a line's copy would be the copy of the line before, but for its time: the same
+    response, usage, model, flags and cost, its time valid. Checked before building the copy (a
+    fifth of a rebuild's lines are such repeats)."""
+    message, before = line.message, last.message
+    timestamp = line.timestamp
+    return (message is not None and before is not None and message.id == before.id
+            and line.requestId == last.requestId and message.usage == before.usage and message.model == before.model
+            and line.isSidechain == last.isSidechain and line.costUSD == last.costUSD
+            and line.sessionId == last.sessionId and line.version == last.version
+            and line.isApiErrorMessage == last.isApiErrorMessage
+            and timestamp is not None and _ms(timestamp) is not None)
 
 
 def _same_response(last: _Copy, copy: _Copy) -> bool:
