@@ -158,7 +158,8 @@ class Codec:
         self._conn = conn
         self.compress = compress
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {0: zstandard.ZstdDecompressor()}
-        self._compressor = _compressor(None)
+        self._compressor: zstandard.ZstdCompressor | None = None  # built on first use (see `_encoder`)
+        self._dictionary: bytes | None = None
         self._dict_id = 0
         self._trained_at = 0
         self._training: tuple[Future, int] | None = None  # ((dictionary, samples), trained_at)
@@ -175,17 +176,25 @@ class Codec:
             return
         for stale in [d for d in self._decompressors if d > newest]:
             del self._decompressors[stale]  # its id may be reused for another dictionary
+        self._compressor = None
         if row:
-            self._compressor = _compressor(zstandard.ZstdCompressionDict(row[0][2]))
-            self._dict_id, self._trained_at = newest, row[0][1]
+            self._dictionary, self._dict_id, self._trained_at = row[0][2], newest, row[0][1]
         else:
-            self._compressor, self._dict_id, self._trained_at = _compressor(None), 0, 0
+            self._dictionary, self._dict_id, self._trained_at = None, 0, 0
+
+    def _encoder(self) -> zstandard.ZstdCompressor:
+        """The compressor for the current dictionary, built when first needed: digesting a
+        dictionary costs milliseconds that a reader (a query, a rebuild's helper) never needs."""
+        if self._compressor is None:
+            zdict = None if self._dictionary is None else zstandard.ZstdCompressionDict(self._dictionary)
+            self._compressor = _compressor(zdict)
+        return self._compressor
 
     def encode(self, data: bytes) -> tuple[int | None, bytes]:
         """Return (dict_id, stored bytes) for a payload: compressed when that is smaller."""
         if len(data) < SMALLEST_COMPRESSED or not self.compress:
             return None, data
-        packed = self._compressor.compress(data)
+        packed = self._encoder().compress(data)
         if len(packed) >= len(data):
             return None, data
         return self._dict_id, packed
@@ -200,7 +209,7 @@ class Codec:
         chunks = _chunks(payloads)
         if len(chunks) == 1 or not self.compress or not all(payloads):
             return iter([(0, [self.encode(p) for p in payloads])])
-        compressor, dict_id = self._compressor, self._dict_id
+        compressor, dict_id = self._encoder(), self._dict_id
         pool = _compression_thread()
         futures = [pool.submit(compressor.multi_compress_to_buffer, payloads[start:end], threads=1)
                    for start, end in chunks]
@@ -304,7 +313,7 @@ class Codec:
             (now, trained_at, samples, zdict.as_bytes()),
         )
         dict_id = conn.last_insert_rowid()
-        self._compressor = _compressor(zdict)
+        self._compressor, self._dictionary = _compressor(zdict), zdict.as_bytes()
         self._dict_id, self._trained_at = dict_id, trained_at
         return dict_id
 

@@ -249,17 +249,23 @@ class Store:
             return self._events(rows, payloads_, self.names.names(conn))
 
     def _events(self, rows: list[tuple], payloads_: list[bytes], strings: dict[int, str]) -> list[RecordedEvent]:
-        names, clients, entity_text = self._stream_names, self._client_ids, entity_ids.text
+        # A replay builds hundreds of thousands of these a second: names are looked up once, and
+        # a UUID entity id is turned into text here as `entity_ids.text` does, without a call.
+        names, clients, upcast_types = self._stream_names, self._client_ids, upcasters.types
         events = []
+        append = events.append
         for row, data in zip(rows, payloads_):
             (position, event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,
              client_no, actor_no, occurred_at, recorded_at, causation_id, correlation_id, _, _, _) = row
             type_ = strings[type_no]
-            if type_ in upcasters.types and data:
+            if type_ in upcast_types and data:
                 schema_version, data = upcasters.upcast(type_, schema_version, data)
-            events.append(RecordedEvent(
+            if type(entity_id) is bytes:
+                h = entity_id.hex()
+                entity_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            append(RecordedEvent(
                 position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no), version, type_,
-                schema_version, strings[entity_no], entity_text(entity_id), strings[op_no],
+                schema_version, strings[entity_no], entity_id, strings[op_no],
                 clients.get(client_no) or self._client_id(client_no), strings[actor_no], occurred_at,
                 recorded_at, causation_id, correlation_id, data,
             ))
