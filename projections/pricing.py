@@ -47,6 +47,7 @@ __all__ = [
     "cost",
     "load_pricing",
     "tiered_cost",
+    "tokens_cost",
 ]
 
 PRICING_ENV = "EVENTSTORE_PRICING"
@@ -169,7 +170,13 @@ def cost(
             usage.speed,
         )
     input_tokens, output_tokens, write_5m, write_1h, read, speed = tokens
-    multiplier = price.fast_multiplier if speed == "fast" else 1.0
+    return tokens_cost(price, input_tokens, output_tokens, write_5m, write_1h, read, speed == "fast")
+
+
+def tokens_cost(price: ModelPrice, input_tokens: int, output_tokens: int, write_5m: int, write_1h: int, read: int,
+                fast: bool) -> float:
+    """`cost` for a model's price and token counts (a rebuild prices ~100,000 entries this way)."""
+    multiplier = price.fast_multiplier if fast else 1.0
     # Same order of additions as ccusage, so float results agree to the last bit.
     return (
         tiered_cost(input_tokens, price.input, price.input_above_200k)

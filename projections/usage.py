@@ -37,7 +37,7 @@ from operator import add
 import msgspec
 
 from eventstore.errors import EventStoreError
-from projections.pricing import Pricing, PricingError, cost, load_pricing
+from projections.pricing import Pricing, PricingError, load_pricing, tokens_cost
 from projections.usage_decode import has_rejected_null, record_entries
 from projections.usage_entries import _SEMVER_PREFIX, SYNTHETIC_MODEL, USAGE_MARKER, UsageEntry, timestamp_ms
 from projections.usage_report import (
@@ -143,25 +143,21 @@ class _Copy(msgspec.Struct, gc=False, array_like=True):
     checked: bool = True        # False: whether a key ccusage rejects is null in its line is not known yet
     fallback: list[_Copy] | None = None  # what counts instead, should this copy be kept (nulls found)
 
-    # What projections.pricing.cost reads.
-    @property
-    def cache_creation_5m_tokens(self) -> int:
-        return self.cache_creation - self.cache_creation_1h_tokens
-
-    @property
-    def speed(self) -> str | None:
-        flags = self.flags
-        return "fast" if flags & _FAST else "standard" if flags & _HAS_SPEED else None
-
     def price(self, pricing: Pricing) -> float:
         """ccusage's auto cost (a logged costUSD, else priced tokens; 0 when unpriced), computed once."""
         if self.cost == _UNKNOWN:
             if self.cost_usd is not None:
                 self.cost, self.unpriced = self.cost_usd, 0
             else:
-                model = self.model[:-len(_FAST_SUFFIX)] if self.flags & _FAST else self.model
-                found = cost(pricing, model or None, self)
-                self.cost, self.unpriced = (0.0, 1) if found is None else (found, 0)
+                fast = bool(self.flags & _FAST)
+                price = pricing.lookup((self.model[:-len(_FAST_SUFFIX)] if fast else self.model) or None)
+                if price is None:
+                    self.cost, self.unpriced = 0.0, 1
+                else:
+                    self.cost = tokens_cost(price, self.input_tokens, self.output_tokens,
+                                            self.cache_creation - self.cache_creation_1h_tokens,
+                                            self.cache_creation_1h_tokens, self.cache_read_tokens, fast)
+                    self.unpriced = 0
         return self.cost
 
     def same_price_as(self, other: _Copy) -> bool:
