@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from hashlib import blake2b
-from operator import add
 
 import msgspec
 
@@ -535,8 +534,9 @@ class _Batch:
         numbers = {(session, model): pair for pair, session, model in tx.execute(
             f"SELECT s.pair, s.session, s.model FROM json_each(?) j JOIN {p}usage_sessions s"
             " ON s.session = j.value ->> 0 AND s.model = j.value ->> 1", (msgspec.json.encode(pairs),))}
-        buckets: dict[tuple[int, str], tuple[int, ...]] = {}  # deltas of _SUMS
-        sessions: dict[int, tuple[int, ...]] = {}
+        # Each changed slot's contribution (values of _SUMS), per bucket and per pair, summed at the end.
+        in_buckets: dict[tuple[int, str], list[tuple[int, ...]]] = {}
+        in_sessions: dict[int, list[tuple[int, ...]]] = {}
         times: dict[int, list[int]] = {}
         rows = []
         for number in sorted(self.changed):
@@ -546,7 +546,10 @@ class _Batch:
             rows.append((number, copy.id_key, copy.request_key, pair, copy.ms, copy.flags | (_UNPRICED * copy.unpriced),
                          copy.input_tokens, copy.output_tokens, copy.cache_creation, copy.cache_creation_1h_tokens,
                          copy.cache_read_tokens, pico, copy.cost_usd))
-            _count(buckets, sessions, copy, pair, pico, 1)
+            values = (copy.input_tokens, copy.output_tokens, copy.cache_creation, copy.cache_read_tokens, pico,
+                      copy.unpriced, 1)
+            in_buckets.setdefault((copy.ms // _BUCKET_MS, copy.model), []).append(values)
+            in_sessions.setdefault(pair, []).append(values)
             span = times.get(pair)
             if span is None:
                 times[pair] = [copy.ms, copy.ms]
@@ -554,9 +557,14 @@ class _Batch:
                 span[0] = copy.ms
             elif copy.ms > span[1]:
                 span[1] = copy.ms
-        for copy in self.stored.values():
+        for copy in self.stored.values():  # what the copies they replaced had added, taken away
             copy.price(pricing)  # sets `unpriced`
-            _count(buckets, sessions, copy, copy.pair, copy.stored_pico, -1)
+            values = (-copy.input_tokens, -copy.output_tokens, -copy.cache_creation, -copy.cache_read_tokens,
+                      -copy.stored_pico, -copy.unpriced, -1)
+            in_buckets.setdefault((copy.ms // _BUCKET_MS, copy.model), []).append(values)
+            in_sessions.setdefault(copy.pair, []).append(values)
+        buckets = {key: tuple(map(sum, zip(*parts))) for key, parts in in_buckets.items()}
+        sessions = {pair: tuple(map(sum, zip(*parts))) for pair, parts in in_sessions.items()}
         # Delete then insert, not INSERT OR REPLACE: inside the runner's savepoint, every REPLACE
         # statement opens a statement journal whose cost grows with the database.
         tx.executemany(f"DELETE FROM {p}usage_entries WHERE slot = ?", [(number,) for number in self.stored])
@@ -596,11 +604,3 @@ class _Batch:
                 f" last_ms = (SELECT max(ms) FROM {p}usage_entries WHERE pair = ?1) WHERE pair = ?1",
                 [(pair,) for pair in sorted(stale)])
 
-
-def _count(buckets: dict, sessions: dict, copy: _Copy, pair: int, pico: int, sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) a copy's contribution to the bucket and session sums."""
-    values = (sign * copy.input_tokens, sign * copy.output_tokens, sign * copy.cache_creation,
-              sign * copy.cache_read_tokens, sign * pico, sign * copy.unpriced, sign)
-    for table, key in ((buckets, (copy.ms // _BUCKET_MS, copy.model)), (sessions, pair)):
-        sums = table.get(key)
-        table[key] = values if sums is None else tuple(map(add, sums, values))
