@@ -246,6 +246,7 @@ class UsageProjection:
         pricing = self.pricing
         best: dict[int, _Copy] = {}  # per dedupe key, the best copy so far with no rejected null
         previous = None  # (line, stream, copy) of the last typed copy found, while it counts as it is
+        stream = session = None
         for event in events:
             data = event.data
             if data.rfind(USAGE_MARKER) < 0:
@@ -253,8 +254,9 @@ class UsageProjection:
             correlation = event.correlation_id
             if correlation is not None and correlation.startswith(SHARED_LINE_PREFIX):
                 continue  # ccusage cannot parse a line holding several records, so it counts none of them
-            stream = event.stream
-            session = stream[_SESSION_SKIP:] if stream.startswith(SESSION_STREAM_PREFIX) else None
+            if event.stream is not stream:  # a batch holds long runs of one stream, sharing its name
+                stream = event.stream
+                session = stream[_SESSION_SKIP:] if stream.startswith(SESSION_STREAM_PREFIX) else None
             line = decode(data) if event.type == _ASSISTANT else None
             if (previous is not None and line is not None and found[-1] is previous[2] and stream == previous[1]
                     and _repeats(line, previous[0])):
