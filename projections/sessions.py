@@ -71,7 +71,7 @@ CREATE TABLE {p}session_key_runs (
     run        INTEGER PRIMARY KEY,
     bucket     INTEGER NOT NULL,
     keys       BLOB NOT NULL,         -- int64 little-endian
-    sessions   BLOB NOT NULL          -- int64 little-endian: session_no of each key
+    sessions   BLOB NOT NULL          -- int32 little-endian: session_no of each key
 );
 CREATE INDEX {p}session_key_runs_bucket ON {p}session_key_runs (bucket, run);
 
@@ -228,7 +228,7 @@ class SessionsProjection:
     """Sessions: project, cwd, branch, title, times, message counts, models, subagents."""
 
     name = NAME
-    version = "3"
+    version = "4"
     handles = frozenset("claude." + t for t in RECORD_TYPES) | {OTHER}
     payloads = _LINE_TYPES | frozenset(_TITLE_TYPES)
     inline = False
@@ -412,7 +412,7 @@ def _store_keys(tx, p: str, keys: array, holders: array) -> None:
     while lo < n:
         bucket = keys[lo] >> 56
         hi = bisect_left(keys, (bucket + 1) << 56, lo)
-        rows.append((bucket, _packed(keys[lo:hi]), _packed(holders[lo:hi])))
+        rows.append((bucket, _packed(keys[lo:hi]), _packed(array("i", holders[lo:hi]))))
         lo = hi
     tx.executemany(f"INSERT INTO {p}session_key_runs (bucket, keys, sessions) VALUES (?, ?, ?)", rows)
 
@@ -455,7 +455,7 @@ def _holder(tx, p: str, leaf: int) -> int | None:
             f"SELECT keys, sessions FROM {p}session_key_runs WHERE bucket = ? ORDER BY run", (leaf >> 56,)):
         found = _unpacked(keys)
         if leaf in found:
-            return _unpacked(sessions)[found.index(leaf)]
+            return _unpacked(sessions, "i")[found.index(leaf)]
     return None
 
 
@@ -464,20 +464,22 @@ def key_holders(conn) -> dict[int, int]:
     however batches split the log)."""
     holders: dict[int, int] = {}
     for keys, sessions in conn.execute("SELECT keys, sessions FROM session_key_runs ORDER BY run"):
-        for k, number in zip(_unpacked(keys), _unpacked(sessions)):
+        for k, number in zip(_unpacked(keys), _unpacked(sessions, "i")):
             holders.setdefault(k, number)
     return holders
 
 
 def _packed(values: array) -> bytes:
+    """An array's values, little-endian."""
     if sys.byteorder == "big":
-        values = array("q", values)
+        values = array(values.typecode, values)
         values.byteswap()
     return values.tobytes()
 
 
-def _unpacked(blob: bytes) -> array:
-    values = array("q", blob)
+def _unpacked(blob: bytes, typecode: str = "q") -> array:
+    """`_packed`'s values back."""
+    values = array(typecode, blob)
     if sys.byteorder == "big":
         values.byteswap()
     return values
