@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import CORPUS
-from eventstore import Store
+from eventstore import NewEvent, Store
 from eventstore.cli import main
 from eventstore.feed import iso
 from eventstore.ingest import Ingester
-from eventstore.ingest.lines import parse_timestamp
+from eventstore.ingest.lines import line_pieces, parse_timestamp
 from projections.runner import Runner, discover
 from projections.sessions import SessionsProjection, key, list_sessions, record_keys
 
@@ -251,3 +251,40 @@ def test_a_uuid_key_is_its_first_eight_bytes():
     assert key("00000000-0000-0001-8000-000000000000") == 1 << 56
     assert key("ffffffff-ffff-ffff-0000-000000000000") == -1
     assert key("not-a-uuid") == key("not-a-uuid") != key("not-a-uuid2")
+
+
+def _line(session: str, **record) -> NewEvent:
+    (piece,) = list(line_pieces(0, json.dumps({"sessionId": session, **record}).encode(), session))
+    return piece.event
+
+
+def _user(session: str, uuid_: str, minute: int) -> NewEvent:
+    return _line(session, type="user", uuid=uuid_, timestamp=f"2026-05-01T10:{minute:02d}:00.000Z",
+                 message={"role": "user", "content": f"prompt {minute}"})
+
+
+def _summary(session: str, leaf: str, title: str) -> NewEvent:
+    return _line(session, type="summary", summary=title, leafUuid=leaf)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 1000])
+def test_summaries_land_on_the_first_session_holding_their_leaf_in_any_order(tmp_path, batch_size):
+    leaf = [str(uuid.UUID(int=n << 100 | n)) for n in range(1, 5)]
+    steps = [
+        [_user("s-a", leaf[0], 1), _user("s-e", leaf[2], 2)],
+        [_summary("s-b", leaf[0], "B names A's leaf")],  # the leaf came first
+        [_summary("s-c", leaf[1], "C names D's leaf"), _user("s-c", "c-own", 3)],  # the leaf comes later
+        [_user("s-f", leaf[2], 4), _summary("s-f", leaf[2], "F names a leaf E holds first")],
+        [_summary("s-g", leaf[3], "G names a leaf nobody holds"), _user("s-g", "g-own", 5)],
+        [_user("s-d", leaf[1], 6), _user("s-b", "b-own", 7)],
+    ]
+    with Store(tmp_path / "events.db") as store:
+        runner = Runner(store, [SessionsProjection()], batch_size=batch_size)
+        for step in steps:
+            store.append(step)
+            runner.catch_up()
+        titles = {row.session_id: row.title for row in list_sessions(store.db.conn)}
+        assert titles == {"s-a": "B names A's leaf", "s-b": None, "s-c": None, "s-d": "C names D's leaf",
+                          "s-e": "F names a leaf E holds first", "s-f": None, "s-g": "G names a leaf nobody holds"}
+        runner.rebuild()
+        assert {row.session_id: row.title for row in list_sessions(store.db.conn)} == titles
