@@ -194,7 +194,7 @@ class Codec:
         """Return (dict_id, stored bytes) for a payload: compressed when that is smaller."""
         if len(data) < SMALLEST_COMPRESSED or not self.compress:
             return None, data
-        packed = self._encoder().compress(data)
+        packed = (self._compressor or self._encoder()).compress(data)
         if len(packed) >= len(data):
             return None, data
         return self._dict_id, packed
