@@ -70,8 +70,8 @@ the write lock for long."""
 REBUILD_BATCH_SIZE = 20_000
 """Events per write transaction of a rebuild (unless the runner was given a batch size of its
 own): every commit rewrites each page its batch touched, and keys spread at random
-(session_keys, usage_entries' id index) touch most pages of their tables in any batch, so
-fewer, larger batches write far less. On the 500 MB tree such a batch holds the write lock
+(usage_entries' id index) touch most pages of their tables in any batch, so fewer, larger
+batches write far less. On the 500 MB tree such a batch holds the write lock
 about half a second."""
 
 DDL = """
