@@ -39,7 +39,8 @@ from schemas.envelope import RecordedEvent
 from schemas.transcript import AssistantRecord, UserRecord, decode_record
 from schemas.transcript_events import OTHER, RECORD_TYPES, SESSION_STREAM_PREFIX
 
-__all__ = ["SessionRow", "SessionsProjection", "key_holders", "list_sessions", "list_sessions_sql", "project_of", "usage_totals"]
+__all__ = ["SessionRow", "SessionsProjection", "key", "key_holders", "list_sessions", "list_sessions_sql", "project_of",
+           "record_keys", "usage_totals"]
 
 NAME = "sessions"
 SYNTHETIC_MODEL = "<synthetic>"
@@ -65,8 +66,8 @@ CREATE INDEX {p}sessions_started ON {p}sessions (started_at);
 
 -- Which session holds each user/assistant record uuid (its 64-bit key), to place summaries:
 -- per batch, one row per bucket (the key's top 8 bits) holding that batch's keys in the bucket,
--- in log order, and the session of each. A row per record cost as much as the rest of a rebuild's
--- writes; only the few keys summaries name are ever looked up.
+-- sorted, and the session first holding each in the batch. A row per record cost as much as the
+-- rest of a rebuild's writes; only the few keys summaries name are ever looked up.
 CREATE TABLE {p}session_key_runs (
     run        INTEGER PRIMARY KEY,
     bucket     INTEGER NOT NULL,
