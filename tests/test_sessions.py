@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
-
 import uuid
+from pathlib import Path
 
 import msgspec
 import pytest
