@@ -29,6 +29,5 @@ def stored(entity_id: str) -> str | bytes:
 def text(value: str | bytes) -> str:
     """The entity id a stored value stands for."""
     if type(value) is bytes:
-        h = value.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return f"{value[:4].hex()}-{value[4:10].hex('-', 2)}-{value[10:].hex()}"  # 8-4-4-4-12 hex digits
     return value  # type: ignore[return-value]

@@ -43,11 +43,12 @@ class Store:
         `compress=False` stores new payloads as they are (readers are unaffected either way);
         it exists so benchmarks can measure what compression costs. `read_only=True` opens an
         existing, migrated log for reading alone: it writes nothing on open (no migration, no
-        client row), so a helper process can read while another holds the write lock.
+        client row), so a helper process can read while another holds the write lock; such a
+        store must be used from one thread only.
         """
         self.path = Path(path)
         self.read_only = read_only
-        self.db = Database(self.path, migrate=not read_only)
+        self.db = Database(self.path, migrate=not read_only, one_thread=read_only)
         self.codec = Codec(self.db.conn, compress=compress)
         payloads.register_sql_function(self.db.conn, self.codec)
         self._stream_names: dict[int, str] = {}
@@ -261,8 +262,7 @@ class Store:
             if type_ in upcast_types and data:
                 schema_version, data = upcasters.upcast(type_, schema_version, data)
             if type(entity_id) is bytes:
-                h = entity_id.hex()
-                entity_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+                entity_id = f"{entity_id[:4].hex()}-{entity_id[4:10].hex('-', 2)}-{entity_id[10:].hex()}"
             append(RecordedEvent(
                 position, event_id.hex(), names.get(stream_no) or self._stream_name(stream_no), version, type_,
                 schema_version, strings[entity_no], entity_id, strings[op_no],

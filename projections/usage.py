@@ -349,29 +349,30 @@ class _Keys:
         return self.keys
 
 
-# Timestamps in Claude Code's own form, `2026-05-01T10:00:00.000Z`, read through two small caches
-# (the minute, and the seconds within it) that only ever hold values `timestamp_ms` gave.
-_MINUTES: dict[str, int] = {}
-_SECONDS: dict[str, int] = {}
+# Timestamps in Claude Code's own form, `2026-05-01T10:00:00.000Z`, read as their hour (cached: a
+# log spans few) plus the minute, second and millisecond parts, each found in a table of every
+# value its place can hold. The hours only ever hold what `timestamp_ms` gave.
+_HOURS: dict[str, int] = {}
+_MINUTE_PART = {f"{n:02d}:": n * 60_000 for n in range(60)}
+_SECOND_PART = {f"{n:02d}.": n * 1000 for n in range(60)}
+_MILLI_PART = {f"{n:03d}Z": n for n in range(1000)}
 
 
 def _ms(timestamp: str) -> int | None:
-    """`usage_entries.timestamp_ms`, faster for the common form (the minute cached, then SS.mmmZ)."""
-    minute = _MINUTES.get(timestamp[:17])
-    if minute is not None and len(timestamp) == 24:
-        second = _SECONDS.get(timestamp[17:])
-        if second is None:
-            tail = timestamp[17:]
-            if (tail[2] == "." and tail[6] == "Z" and tail.isascii() and tail[:2].isdigit() and tail[3:6].isdigit()
-                    and tail[:2] < "60"):
-                second = _SECONDS[tail] = int(tail[:2]) * 1000 + int(tail[3:6])
-        if second is not None:
-            return minute + second
+    """`usage_entries.timestamp_ms`, faster for the common form (`YYYY-MM-DDTHH:` cached, then MM:SS.mmmZ)."""
+    hour = _HOURS.get(timestamp[:14])
+    if hour is not None:
+        minute, second = _MINUTE_PART.get(timestamp[14:17]), _SECOND_PART.get(timestamp[17:20])
+        milli = _MILLI_PART.get(timestamp[20:])
+        if minute is not None and second is not None and milli is not None:
+            return hour + minute + second + milli
     ms = timestamp_ms(timestamp)
-    if ms is not None and len(timestamp) == 24 and timestamp.isascii() and timestamp[16] == ":" \
-            and timestamp[19] == "." and timestamp[23] == "Z" and timestamp[17:19].isdigit() \
-            and timestamp[20:23].isdigit() and len(_MINUTES) < 1_000_000:
-        _MINUTES[timestamp[:17]] = ms - int(timestamp[17:19]) * 1000 - int(timestamp[20:23])
+    if ms is not None and timestamp.isascii() and not timestamp.startswith(("0001", "9999")) \
+            and len(_HOURS) < 100_000:
+        minute, second = _MINUTE_PART.get(timestamp[14:17]), _SECOND_PART.get(timestamp[17:20])
+        milli = _MILLI_PART.get(timestamp[20:])
+        if minute is not None and second is not None and milli is not None:
+            _HOURS[timestamp[:14]] = ms - minute - second - milli
     return ms
 
 

@@ -34,6 +34,7 @@ from projections.pricing import load_pricing
 from projections.runner import Runner
 from projections.sessions import SessionsProjection
 from projections.usage import UsageProjection
+from projections.usage import _ms as usage_ms
 from projections.usage_decode import record_entries, timestamp_ms
 from projections.usage_entries import dedupe, entries_from_record, entry_cost, parse_timestamp
 from schemas.envelope import RecordedEvent
@@ -316,6 +317,19 @@ def test_timestamp_ms_rejects_what_parse_timestamp_rejects(text: str) -> None:
     parsed = parse_timestamp(text)
     expected = None if parsed is None else (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
     assert timestamp_ms(text) == expected
+
+
+
+@settings(max_examples=500)
+@given(head=st.sampled_from(["2026-05-01T10:", "2024-02-29T23:", "2026-02-29T23:", "2026-05-01T24:", "0001-01-01T00:",
+                             "9999-12-31T23:", "2026-05-01 10:", "\u0662\u0660\u0662\u0666-05-01T10:", "2026-5-01T10:0"]),
+       tails=st.lists(st.from_regex(r"\A[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z") | st.text("0123456789:.Z+-", max_size=12),
+                      min_size=1, max_size=4))
+def test_cached_timestamp_reading_agrees_with_timestamp_ms(head: str, tails: list[str]) -> None:
+    """The replay's cached reading of timestamps (`usage._ms`) gives what `timestamp_ms` gives,
+    whatever the cache held before."""
+    for tail in tails:
+        assert usage_ms(head + tail) == timestamp_ms(head + tail)
 
 
 ODD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 300_000), st.floats(allow_nan=False, width=32),
