@@ -367,6 +367,7 @@ def _ms(timestamp: str) -> int | None:
         if minute is not None and second is not None and milli is not None:
             return hour + minute + second + milli
     ms = timestamp_ms(timestamp)
+    # Years 0001 and 9999 take `timestamp_ms`'s datetime path: not cached.
     if ms is not None and timestamp.isascii() and not timestamp.startswith(("0001", "9999")) \
             and len(_HOURS) < 100_000:
         minute, second = _MINUTE_PART.get(timestamp[14:17]), _SECOND_PART.get(timestamp[17:20])

@@ -319,7 +319,6 @@ def test_timestamp_ms_rejects_what_parse_timestamp_rejects(text: str) -> None:
     assert timestamp_ms(text) == expected
 
 
-
 @settings(max_examples=500)
 @given(head=st.sampled_from(["2026-05-01T10:", "2024-02-29T23:", "2026-02-29T23:", "2026-05-01T24:", "0001-01-01T00:",
                              "9999-12-31T23:", "2026-05-01 10:", "\u0662\u0660\u0662\u0666-05-01T10:", "2026-5-01T10:0"]),
