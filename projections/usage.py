@@ -360,20 +360,18 @@ _MILLI_PART = {f"{n:03d}Z": n for n in range(1000)}
 
 def _ms(timestamp: str) -> int | None:
     """`usage_entries.timestamp_ms`, faster for the common form (`YYYY-MM-DDTHH:` cached, then MM:SS.mmmZ)."""
-    hour = _HOURS.get(timestamp[:14])
-    if hour is not None:
-        minute, second = _MINUTE_PART.get(timestamp[14:17]), _SECOND_PART.get(timestamp[17:20])
-        milli = _MILLI_PART.get(timestamp[20:])
-        if minute is not None and second is not None and milli is not None:
+    minute, second = _MINUTE_PART.get(timestamp[14:17]), _SECOND_PART.get(timestamp[17:20])
+    milli = _MILLI_PART.get(timestamp[20:])
+    common = minute is not None and second is not None and milli is not None
+    if common:
+        hour = _HOURS.get(timestamp[:14])
+        if hour is not None:
             return hour + minute + second + milli
     ms = timestamp_ms(timestamp)
     # Years 0001 and 9999 take `timestamp_ms`'s datetime path: not cached.
-    if ms is not None and timestamp.isascii() and not timestamp.startswith(("0001", "9999")) \
+    if common and ms is not None and timestamp.isascii() and not timestamp.startswith(("0001", "9999")) \
             and len(_HOURS) < 100_000:
-        minute, second = _MINUTE_PART.get(timestamp[14:17]), _SECOND_PART.get(timestamp[17:20])
-        milli = _MILLI_PART.get(timestamp[20:])
-        if minute is not None and second is not None and milli is not None:
-            _HOURS[timestamp[:14]] = ms - minute - second - milli
+        _HOURS[timestamp[:14]] = ms - minute - second - milli
     return ms
 
 
