@@ -167,13 +167,15 @@ class Codec:
 
     def reload(self) -> None:
         """Use the newest dictionary in the database (another process may have trained one, or a
-        rolled-back transaction may have discarded the one this process trained)."""
-        row = self._conn.execute(
-            "SELECT dict_id, trained_at, data FROM dictionaries ORDER BY dict_id DESC LIMIT 1"
-        ).fetchall()
-        newest = row[0][0] if row else 0
+        rolled-back transaction may have discarded the one this process trained). Every write
+        transaction asks, so the dictionary itself (1 MiB) is read only when it is not the one
+        in use."""
+        newest = self._conn.execute("SELECT max(dict_id) FROM dictionaries").fetchall()[0][0] or 0
         if newest == self._dict_id:
             return
+        row = self._conn.execute(
+            "SELECT dict_id, trained_at, data FROM dictionaries WHERE dict_id = ?", (newest,)
+        ).fetchall()
         for stale in [d for d in self._decompressors if d > newest]:
             del self._decompressors[stale]  # its id may be reused for another dictionary
         self._compressor = None

@@ -40,3 +40,21 @@ def test_round_trip_across_dictionary_changes(tmp_path, monkeypatch):
         stored = s.db.conn.execute(
             "SELECT (SELECT sum(length(data)) FROM events) + (SELECT sum(length(data)) FROM blocks)").fetchall()[0][0]
         assert stored < sum(map(len, payloads)) / 2
+
+
+def test_a_write_transaction_adopts_a_dictionary_another_store_added(tmp_path, monkeypatch):
+    monkeypatch.setattr(codec_module, "FIRST_TRAINING_AT", 300)
+    line = b'{"type":"assistant","message":{"role":"assistant","content":"step %d of the plan, module %d"}}'
+    with Store(tmp_path / "e.db") as trainer, Store(tmp_path / "e.db") as other:
+        other.append([new_event("b", line % (0, 0))])  # its codec has read the table: no dictionary yet
+        for start in range(0, 1500, 250):
+            trainer.append([new_event("a", line % (i, i % 5)) for i in range(start, start + 250)])
+            codec_module._training_thread().submit(int).result()  # dictionaries train in the background
+        trainer.append([new_event("a", line % (1500, 0))])  # stores the trained dictionary
+        (newest,) = trainer.db.conn.execute("SELECT max(dict_id) FROM dictionaries").fetchall()[0]
+        assert newest, "the trainer stored a dictionary"
+
+        other.append([new_event("b", line % (1501, 1))])
+        (dict_id,) = other.db.conn.execute("SELECT dict_id FROM events ORDER BY position DESC LIMIT 1").fetchall()[0]
+        assert dict_id == newest
+        assert [e.data for e in other.read_stream("b")] == [line % (0, 0), line % (1501, 1)]
