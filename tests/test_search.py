@@ -134,6 +134,20 @@ def test_queries_are_quoted_not_interpreted():
     assert match_expression('a OR b', syntax=True) == 'a OR b'
 
 
+_BASE64_PIECES = st.one_of(
+    st.integers(0, 260).map(lambda n: "QUJD+/9z" * (n // 8) + "QUJD+/9z"[:n % 8]),  # base64 runs around 200
+    st.sampled_from(["data:image/png;base64,", "data:x;base64,", "=", "==", " ", "\n", ",", "é", "→", "\ud800", "_-"]),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_BASE64_PIECES, max_size=12).map("".join))
+def test_base64_runs_are_stripped_exactly_as_the_regex_strips_them(text):
+    expected = search_text._BASE64.sub(" ", text) if len(text) >= 200 else text
+    assert search_text.strip_base64(text) == expected
+
+
 def test_snippet_marks_the_words_near_each_other():
     text = "x " * 200 + "the Café was closed, said the café owner " + "y " * 200
     got = snippet(text, "cafe owner")
