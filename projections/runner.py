@@ -287,10 +287,11 @@ class Runner:
     def catch_up(self, names: Collection[str] | None = None) -> CatchUpReport:
         """Bring projections (all, or those named) to the head of the log.
 
-        A projection never built is built in place from position 0; one whose stored version
-        differs from its code is rebuilt into fresh tables and swapped in (unless another
-        process is already rebuilding, in which case it is left as it is and listed in
-        `skipped`).
+        A projection never built is built from position 0: as a rebuild is, with helper
+        processes, when the log is long enough for them and the projection can be helped
+        (`_helpers_for`), else in place. One whose stored version differs from its code is
+        rebuilt into fresh tables and swapped in (unless another process is already rebuilding,
+        in which case it is left as it is and listed in `skipped`).
         """
         started = time.perf_counter()
         report = CatchUpReport()
@@ -305,6 +306,13 @@ class Runner:
             else:
                 report.rebuilt.extend(rebuilt.projections)
                 report.events += rebuilt.events
+            checkpoints = self._checkpoints()
+        # Never built: built as a rebuild is when helpers would read a log this long (a first
+        # ingest), else in place below.
+        helped = [p for p in chosen if p.name not in checkpoints and has_facts(p)]
+        if helped and self._helpers_for(helped, self.store.head()):
+            with contextlib.suppress(RebuildBusy):
+                report.events += self._rebuild(helped).events
             checkpoints = self._checkpoints()
         fresh = [p for p in chosen if p.name not in checkpoints]
         if fresh:

@@ -163,8 +163,8 @@ def test_rebuild_with_helpers_equals_in_process_rebuild_and_catch_up(ingested):
     store = ingested
     head = store.head()
 
-    runner = Runner(store, [*transcript_projections(), PidCounter()], batch_size=97)
-    runner.catch_up()
+    runner = Runner(store, [*transcript_projections(), PidCounter()], batch_size=97, helpers=0)
+    runner.catch_up()  # built in place, batch by batch
     incremental = snapshot(store, runner)
     with store.db.read() as conn:
         _, incremental_types = pid_state(conn)
@@ -194,6 +194,25 @@ def test_rebuild_with_helpers_equals_in_process_rebuild_and_catch_up(ingested):
     tables = {n for (n,) in store.db.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
     assert not {t for t in tables if t[:1] == "r" and t.split("_", 1)[0][1:].isdigit()}  # swapped in, none left
     helped.close()
+
+
+def test_catch_up_builds_a_never_built_projection_with_helpers_on_a_long_log(ingested):
+    store = ingested
+    head = store.head()
+    runner = Runner(store, [*transcript_projections(), PidCounter()], rebuild_batch_size=BATCH, helpers=2)
+    report = runner.catch_up()
+    assert report.events == head and report.rebuilt == []  # built, not rebuilt for a new version
+    built = snapshot(store, runner)
+    with store.db.read() as conn:
+        pids, per_type = pid_state(conn)
+    assert PARENT not in pids and 1 <= len(pids) <= 2  # the helpers read the log
+    assert sum(per_type.values()) == head
+    assert built["positions"] == {"sessions": head, "usage": head, "tasks": head}
+    runner.close()
+
+    in_process = rebuilt(store, [*transcript_projections(), PidCounter()], helpers=0)
+    assert snapshot(store, in_process) == built
+    in_process.close()
 
 
 def test_rebuild_of_some_projections_with_helpers_leaves_the_others(ingested):
