@@ -102,23 +102,40 @@ class FulltextProjection:
 
     def apply(self, tx: Writer, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Index a batch of events: transcript text, and memories as they change."""
-        names = NameTables(tx, prefix, "fts_")
-        docs, texts, codes = [], [], []
+        self.apply_facts(tx, self.facts(events), prefix)
+
+    def facts(self, events: Sequence[RecordedEvent]) -> list[tuple | RecordedEvent]:
+        """What a batch indexes, in log order, worked out from the events alone: (position, role
+        number, session id, project, time, text, code) of each transcript event with text, and
+        each memory event as it is (its change depends on the index)."""
+        out: list[tuple | RecordedEvent] = []
         for event in events:
             if event.type in MESSAGE_TYPES:
                 found = extract(event, self.options.text)
-                if found is None:
-                    continue
-                session_no, project_no = names.session(found.session_id, found.project)
-                docs.append((event.position, ROLE_NUMBER[found.role], session_no, project_no, found.timestamp))
-                texts.append((event.position, found.text))
-                if found.code:
-                    codes.append((event.position, found.code))
+                if found is not None:
+                    out.append((event.position, ROLE_NUMBER[found.role], found.session_id, found.project,
+                                found.timestamp, found.text, found.code))
+            else:
+                out.append(event)
+        return out
+
+    def apply_facts(self, tx: Writer, facts: list[tuple | RecordedEvent], prefix: str) -> None:
+        """Index a batch's facts (from `facts`)."""
+        names = NameTables(tx, prefix, "fts_")
+        docs, texts, codes = [], [], []
+        for found in facts:
+            if type(found) is tuple:
+                position, role, session_id, project, timestamp, text, code = found
+                session_no, project_no = names.session(session_id, project)
+                docs.append((position, role, session_no, project_no, timestamp))
+                texts.append((position, text))
+                if code:
+                    codes.append((position, code))
             else:
                 if docs:  # keep log order: memory changes may refer to earlier rows
                     _flush(tx, prefix, docs, texts, codes)
                     docs, texts, codes = [], [], []
-                _apply_memory(tx, prefix, names, event)
+                _apply_memory(tx, prefix, names, found)
         _flush(tx, prefix, docs, texts, codes)
 
 

@@ -270,8 +270,16 @@ class MemoriesProjection:
 
     def apply(self, tx: Writer, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Fold each memory event into its memory's row."""
+        self.apply_facts(tx, self.facts(events), prefix)
+
+    def facts(self, events: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+        """The batch's events themselves: what each changes depends on its memory's row."""
+        return list(events)
+
+    def apply_facts(self, tx: Writer, facts: list[RecordedEvent], prefix: str) -> None:
+        """Fold a batch's memory events (from `facts`) into their memories' rows."""
         p = prefix
-        for event in events:
+        for event in facts:
             memory_id = mem.memory_of_stream(event.stream) or event.entity_id
             rows = tx.execute(f"SELECT {_COLUMNS} FROM {p}memories WHERE memory_id = ?", (memory_id,))
             before = _from_row(rows[0]) if rows else None

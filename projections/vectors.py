@@ -146,14 +146,23 @@ class VectorsProjection:
     def apply(self, tx: Writer, events: Sequence[RecordedEvent], prefix: str) -> None:
         """Enqueue: the batch's transcript events go to `vec_pending` as one range, memory changes
         mark the memory pending."""
-        p = prefix
+        self.apply_facts(tx, self.facts(events), prefix)
+
+    def facts(self, events: Sequence[RecordedEvent]) -> tuple[tuple[int, int, int] | None, list[RecordedEvent]]:
+        """A batch's transcript events as (first, last, count) of their positions (None: it has
+        none), and its memory events."""
         positions = [e.position for e in events if e.type in MESSAGE_TYPES]
-        if positions:
-            tx.execute(f"INSERT INTO {p}vec_pending (first, last, count) VALUES (?, ?, ?)",
-                       (min(positions), max(positions), len(positions)))
-        for event in events:
-            if event.type in mem.TYPES:
-                _apply_memory(tx, p, event)
+        span = (min(positions), max(positions), len(positions)) if positions else None
+        return span, [e for e in events if e.type in mem.TYPES]
+
+    def apply_facts(self, tx: Writer, facts: tuple[tuple[int, int, int] | None, list[RecordedEvent]],
+                    prefix: str) -> None:
+        """Enqueue a batch's facts (from `facts`)."""
+        span, changes = facts
+        if span is not None:
+            tx.execute(f"INSERT INTO {prefix}vec_pending (first, last, count) VALUES (?, ?, ?)", span)
+        for event in changes:
+            _apply_memory(tx, prefix, event)
 
 
 def _apply_memory(tx: Writer, p: str, event: RecordedEvent) -> None:

@@ -20,12 +20,16 @@ from conftest import load_generator
 from eventstore import Store
 from eventstore.ingest import Ingester
 from projection_helpers import Counter, counts, new_event
+from projections import memories
 from projections.facts import has_facts
+from projections.fulltext import FulltextProjection
+from projections.memories import MemoriesProjection
 from projections.runner import Runner
 from projections.sessions import SessionsProjection, key_holders, list_sessions
 from projections.tasks import TasksProjection, list_tasks
 from projections.usage import UsageProjection
 from projections.usage_report import build_report
+from projections.vectors import VectorsProjection
 
 PARENT = os.getpid()
 BATCH = 200  # a rebuild's ranges are a quarter of this: a few thousand events make dozens of ranges
@@ -425,3 +429,41 @@ def test_events_appended_during_a_helped_rebuild_are_in_its_result(tmp_path, tre
         fresh = rebuilt(store, transcript_projections(), helpers=0)
         assert snapshot(store, fresh) == during_rebuild
         fresh.close()
+
+
+def search_state(store: Store) -> dict:
+    """The full-text, vector-queue and memories tables, and the full-text index's answers."""
+    with store.db.read() as conn:
+        rows = {table: sorted(map(tuple, conn.execute(f"SELECT * FROM {table}").fetchall())) for table in
+                ("fts_projects", "fts_sessions", "fts_docs", "fts_memories", "vec_memories", "memories",
+                 "memory_tags", "memory_links")}
+        rows["vec_pending"] = conn.execute("SELECT min(first), max(last), sum(count) FROM vec_pending").fetchall()
+        for term in ("the", "error", "test", "zebra", "function", "file"):
+            rows[f"text:{term}"] = [r for (r,) in conn.execute(
+                "SELECT rowid FROM fts_text WHERE fts_text MATCH ? ORDER BY rowid", (term,))]
+        for term in ("def", "src", ".py"):  # one trigram each (the index keeps no positions)
+            rows[f"code:{term}"] = [r for (r,) in conn.execute(
+                "SELECT rowid FROM fts_code WHERE fts_code MATCH ? ORDER BY rowid", (f'"{term}"',))]
+    return rows
+
+
+def test_search_projections_rebuilt_with_helpers_equal_an_in_process_rebuild(ingested):
+    store = ingested
+    kept = memories.add(store, "zebra notes on the flaky test", tags=["ci"], project="alpha").memory_id
+    gone = memories.add(store, "a note to forget", project="beta").memory_id
+    memories.update(store, kept, text="zebra notes, the flaky test fixed", tags=["ci", "done"])
+    memories.forget(store, gone)
+
+    def search_projections() -> list:
+        return [FulltextProjection(), VectorsProjection(), MemoriesProjection()]
+
+    in_process = Runner(store, search_projections(), rebuild_batch_size=BATCH, helpers=0)
+    assert in_process.rebuild().helpers == 0
+    alone = search_state(store)
+    in_process.close()
+    assert alone["fts_docs"] and alone["text:the"] and alone["code:.py"] and alone["memories"]
+
+    helped = Runner(store, search_projections(), rebuild_batch_size=BATCH, helpers=2)
+    assert helped.rebuild().helpers == 2
+    assert search_state(store) == alone
+    helped.close()
