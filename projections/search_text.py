@@ -88,7 +88,7 @@ _RUN = b"a" * 200
 def strip_base64(text: str) -> str:
     """The text without base64 runs of 200 characters or more.
 
-    Most text holds no such run, and the regex would try it at every character (a third of a
+    Most text holds no such run, and the regex would try it at every character (two fifths of a
     full-text rebuild): a run is looked for first in C, with `bytes.translate` and a search."""
     if len(text) < 200 or _RUN not in text.encode("utf-8", "surrogatepass").translate(_RUN_TABLE):
         return text
