@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,9 @@ from projections.memories import MemoriesProjection
 from projections.runner import Runner
 from projections.search import Filters, QuerySyntaxError, search
 from projections.vectors import VectorsProjection, embed_pending, pending_count
+from schemas.envelope import RecordedEvent
+from schemas.transcript import decode_record
+from schemas.transcript_events import session_of_stream
 
 EMBEDDER = HashedLexicalEmbedder()
 
@@ -136,7 +140,8 @@ def test_queries_are_quoted_not_interpreted():
 
 _BASE64_PIECES = st.one_of(
     st.integers(0, 260).map(lambda n: "QUJD+/9z" * (n // 8) + "QUJD+/9z"[:n % 8]),  # base64 runs around 200
-    st.sampled_from(["data:image/png;base64,", "data:x;base64,", "=", "==", " ", "\n", ",", "é", "→", "\ud800", "_-"]),
+    st.sampled_from(["data:image/png;base64,", "data:x;base64,", "=", "==", " ", "\n", ",", "é", "→", "\ud800",
+                     "_-"]),
     st.text(max_size=8),
 )
 
@@ -146,6 +151,83 @@ _BASE64_PIECES = st.one_of(
 def test_base64_runs_are_stripped_exactly_as_the_regex_strips_them(text):
     expected = search_text._BASE64.sub(" ", text) if len(text) >= 200 else text
     assert search_text.strip_base64(text) == expected
+
+
+def _extractions(event: RecordedEvent) -> tuple:
+    """What extraction gives for an event, and what it gives from `decode_record`'s whole record."""
+    options = search_text.TextOptions()
+    lean = search_text.extract(event, options)
+    try:
+        record = decode_record(event.data)
+    except msgspec.DecodeError:
+        return lean, None
+    role, text, code = search_text._record_text(record, options)
+    whole = None if not text.strip() else search_text.SearchText(
+        role=role, text=text, code=code,
+        session_id=getattr(record, "session_id", None) or session_of_stream(event.stream),
+        project=getattr(record, "cwd", None) or None, timestamp=event.occurred_at)
+    return lean, whole
+
+
+_ODD = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.text(max_size=5), st.just([]), st.just({}))
+_BLOCK = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(st.text(max_size=30), _ODD)}),
+    st.fixed_dictionaries({"type": st.just("tool_result"), "tool_use_id": st.text(max_size=4),
+                           "content": st.one_of(st.text(max_size=30), _ODD,
+                                                st.lists(st.fixed_dictionaries({"type": st.just("text"),
+                                                                                "text": st.text(max_size=20)})))}),
+    st.fixed_dictionaries({"type": st.just("tool_use"), "id": st.text(max_size=4),
+                           "name": st.one_of(st.text(max_size=8), _ODD),
+                           "input": st.one_of(st.dictionaries(st.sampled_from(["command", "file_path", "description"]),
+                                                              st.one_of(st.text(max_size=20), _ODD)), _ODD)}),
+    st.fixed_dictionaries({"type": st.just("image"),
+                           "source": st.one_of(_ODD, st.just({"type": "base64", "data": "QUJD"}))}),
+    st.fixed_dictionaries({"type": st.sampled_from(["thinking", "document", "server_tool_use"]),
+                           "thinking": st.one_of(st.text(max_size=10), _ODD)}),
+    _ODD,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@example(kind="user", fields={"isMeta": 2, "message": {"content": "odd meta"}})
+@example(kind="user", fields={"isCompactSummary": "yes", "message": {"content": "odd summary flag"}})
+@example(kind="assistant", fields={"cwd": ["x"], "message": {"content": [{"type": "text", "text": "odd cwd"}]}})
+@example(kind="assistant", fields={"sessionId": 7, "message": {"content": [{"type": "text", "text": "odd session"}]}})
+@example(kind="user", fields={"toolUseResult": 3, "message": {"role": 1, "content": [
+    {"type": "tool_result", "tool_use_id": "t", "content": "odd result"}, {"type": "text", "text": 5}]}})
+@given(kind=st.sampled_from(["user", "assistant"]),
+       fields=st.fixed_dictionaries({}, optional={
+           "message": st.one_of(_ODD, st.fixed_dictionaries({}, optional={
+               "role": st.one_of(st.just("user"), _ODD),
+               "content": st.one_of(st.text(max_size=30), _ODD, st.lists(_BLOCK, max_size=3)),
+               "usage": st.one_of(_ODD, st.just({"input_tokens": 1, "output_tokens": 2}))})),
+           "sessionId": st.one_of(st.just("s-1"), _ODD), "cwd": st.one_of(st.just("/home/me/alpha"), _ODD),
+           "isMeta": _ODD, "isCompactSummary": _ODD, "toolUseResult": st.one_of(_ODD, st.just({"stdout": "x" * 40})),
+           "gitBranch": _ODD, "version": _ODD, "uuid": _ODD}))
+def test_extraction_reads_a_line_as_the_whole_record_does(kind, fields):
+    data = msgspec.json.encode({"type": kind, **fields})
+    event = RecordedEvent(1, "0" * 32, "claude:session:s-1", 1, f"claude.{kind}", 1, "claude.line", "u", "create",
+                          "c", "", 5, 5, None, None, data)
+    lean, whole = _extractions(event)
+    assert lean == whole
+
+
+def test_extraction_reads_every_corpus_line_as_the_whole_record_does(corpus):
+    compared = 0
+    for path in sorted(corpus.rglob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            try:
+                kind = msgspec.json.decode(line).get("type")
+            except (msgspec.DecodeError, AttributeError):
+                continue
+            if kind not in ("user", "assistant", "summary", "system"):
+                continue
+            event = RecordedEvent(1, "0" * 32, "claude:session:s-1", 1, f"claude.{kind}", 1, "claude.line", "u",
+                                  "create", "c", "", 5, 5, None, None, line)
+            lean, whole = _extractions(event)
+            assert lean == whole, (path.name, line[:200])
+            compared += lean is not None
+    assert compared > 1000
 
 
 def test_snippet_marks_the_words_near_each_other():
