@@ -4,10 +4,11 @@ A `Runner` drives a list of projections over one `Store`:
 
 * `catch_up()` applies what each projection has not seen, in batches of `batch_size` events,
   one write transaction per batch. The projection's rows and its checkpoint (name, version,
-  position, generation) commit together, so a crash repeats and loses nothing.
+  position, generation) commit together, so a crash repeats and loses nothing. A long way
+  behind, it is helped as a rebuild is (below).
 * Inline projections also run in the append transaction itself (a `store.after_append`
-  hook), when their checkpoint is exactly at the start of what is being appended; otherwise
-  they are left to `catch_up`.
+  hook), when their checkpoint is exactly at the start of what is being appended and the
+  append is smaller than `INLINE_MAX` events; otherwise they are left to `catch_up`.
 * `rebuild(names)` (the `replay` command, or a projection whose `version` changed) builds
   fresh tables under the prefix `r<generation>_` in batches (of `rebuild_batch_size`) while
   writers carry on, then in
@@ -51,6 +52,7 @@ from schemas.envelope import RecordedEvent
 
 __all__ = [
     "BATCH_SIZE",
+    "INLINE_MAX",
     "REBUILD_BATCH_SIZE",
     "CatchUpReport",
     "ProjectionError",
@@ -67,6 +69,11 @@ __all__ = [
 BATCH_SIZE = 5_000
 """Events per write transaction: large enough to amortise a commit, small enough not to hold
 the write lock for long."""
+INLINE_MAX = 1_000
+"""Appends of this many events or more are left to `catch_up` (a bulk ingest's batches; a tail's
+never are): applied afterwards, with helper processes when the log behind is long, they cost
+less than here, one batch at a time in the ingesting process, and the append's write
+transaction stays short."""
 REBUILD_BATCH_SIZE = 20_000
 """Events per write transaction of a rebuild (unless the runner was given a batch size of its
 own): every commit rewrites each page its batch touched, and keys spread at random
@@ -289,7 +296,9 @@ class Runner:
 
         A projection never built is built from position 0: as a rebuild is, with helper
         processes, when the log is long enough for them and the projection can be helped
-        (`_helpers_for`), else in place. One whose stored version differs from its code is
+        (`_helpers_for`), else in place. One far behind the head (a large ingest into a log it
+        was built on) is advanced in place, with helpers working out what each range adds when
+        the gap is as long as that. One whose stored version differs from its code is
         rebuilt into fresh tables and swapped in (unless another process is already rebuilding,
         in which case it is left as it is and listed in `skipped`).
         """
@@ -330,10 +339,10 @@ class Runner:
             checkpoint = checkpoints.get(projection.name)
             if checkpoint is not None and checkpoint.version == projection.version:
                 groups.setdefault(checkpoint.position, []).append(projection)
-        for position in sorted(groups):
-            events, errors = self._catch_up_group(groups[position])
-            report.events += events
-            report.errors += errors
+        for position, group in sorted(groups.items()):
+            for events, errors in (self._catch_up_helped(group, position), self._catch_up_group(group)):
+                report.events += events
+                report.errors += errors
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
@@ -374,7 +383,7 @@ class Runner:
         """Apply newly appended events to inline projections inside the append transaction."""
         inline = [p for p in self.projections.values() if p.inline]
         span = tx.appended_range()
-        if not inline or span is None:
+        if not inline or span is None or span[1] - span[0] + 1 >= INLINE_MAX:
             return
         first, last = span
         wanted: set[str] | None = set()
@@ -472,35 +481,22 @@ class Runner:
         if not helpers:
             return 0, 0
         head = self.store.head()
-        step = max(1, self.rebuild_batch_size // 4)
-        if self.store.codec.training():  # a training thread must not be forked mid-query
-            with self.store.db.write() as conn:
-                self.store.codec.adopt(conn, now_ms(), wait=True)
-        types, payloads = _wanted(chosen)
         prefix = f"r{generation}_"
-        spans = [(start, min(start + step, head)) for start in range(0, head, step)]
+        generations = dict.fromkeys((p.name for p in chosen), generation)
         after = total = 0
-        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=helpers) as pool, \
+        with contextlib.closing(self._facts_of_ranges(chosen, 0, head, helpers)) as ranges, \
                 contextlib.ExitStack() as open_transaction:
             # Ranges are applied as they arrive, into a transaction committed every
             # `rebuild_batch_size` events: the last ranges cost only their own apply after the helpers end.
             tx, applied = None, 0
-            for done, (start, through, count, facts) in enumerate(pool.facts(spans), start=1):
+            for start, through, count, facts in ranges:
                 if tx is None:
                     tx = open_transaction.enter_context(self.store.transaction())
-                if facts is None:  # no helper could give them: read the range here
-                    events = self.store.read_all(start, through=through, types=types, payload_types=payloads)
-                    count = len(events)
-                    for projection in chosen:
-                        self._apply(tx, projection, _handled(projection, events), prefix, generation)
-                    lean.forget()
-                else:
-                    for projection, found in zip(chosen, facts):
-                        self._apply_facts(tx, projection, found, (start, through), prefix, generation)
+                count, _ = self._apply_range(tx, chosen, (start, through), count, facts, prefix, generations)
                 total += count
                 applied += count
                 after = through
-                if applied >= self.rebuild_batch_size or done == len(spans):
+                if applied >= self.rebuild_batch_size or through == head:
                     tx.execute("UPDATE projection_rebuilds SET position = ?, updated_at = ? WHERE generation = ?",
                                (after, tx.now, generation))
                     open_transaction.close()  # commits
@@ -508,6 +504,72 @@ class Runner:
                     if progress is not None:
                         progress(after, head)
         return after, total
+
+    def _catch_up_helped(self, group: list[Projection], after: int) -> tuple[int, int]:
+        """Advance projections whose checkpoints all stand at `after`, far behind the head (a large
+        ingest into a log they were built on), in place, with helper processes working out each
+        range's facts as a rebuild does; returns (events read, errors recorded). Does nothing
+        when helpers would not pay (`_helpers_for` on the gap) or some projection cannot be
+        helped; stops when another process moves one of their checkpoints. `_catch_up_group`
+        does the rest."""
+        head = self.store.head()
+        helpers = self._helpers_for(group, head - after)
+        if not helpers:
+            return 0, 0
+        total = errors = 0
+        with contextlib.closing(self._facts_of_ranges(group, after, head, helpers)) as ranges, \
+                contextlib.ExitStack() as open_transaction:
+            tx, applied, generations = None, 0, {}
+            for start, through, count, facts in ranges:
+                if tx is None:
+                    tx = open_transaction.enter_context(self.store.transaction())
+                    checkpoints = self._checkpoints(tx)
+                    if any(p.name not in checkpoints or checkpoints[p.name].version != p.version
+                           or checkpoints[p.name].position != start for p in group):
+                        break  # another process got there first
+                    generations = {p.name: checkpoints[p.name].generation for p in group}
+                count, failed = self._apply_range(tx, group, (start, through), count, facts, "", generations)
+                total += count
+                errors += failed
+                applied += count
+                if applied >= self.rebuild_batch_size or through == head:
+                    for projection in group:
+                        self._save_checkpoint(tx, projection, through, generations[projection.name])
+                    open_transaction.close()  # commits
+                    tx, applied = None, 0
+        return total, errors
+
+    def _facts_of_ranges(self, chosen: list[Projection], after: int, head: int,
+                         helpers: int) -> Iterator[tuple[int, int, int, list[object] | None]]:
+        """(start, through, events read, facts) of each range of the log in (after, head], in log
+        order, worked out by `helpers` forked processes (facts None: none could; read it here).
+        Call before opening a transaction (see `FactsPool.facts`), and close when done."""
+        step = max(1, self.rebuild_batch_size // 4)
+        if self.store.codec.training():  # a training thread must not be forked mid-query
+            with self.store.db.write() as conn:
+                self.store.codec.adopt(conn, now_ms(), wait=True)
+        types, payloads = _wanted(chosen)
+        spans = [(start, min(start + step, head)) for start in range(after, head, step)]
+        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=helpers) as pool:
+            yield from pool.facts(spans)
+
+    def _apply_range(self, tx: Transaction, chosen: list[Projection], span: tuple[int, int], count: int,
+                     facts: list[object] | None, prefix: str, generations: dict[str, int]) -> tuple[int, int]:
+        """Apply one range of the log to each projection from its facts, or from the events read
+        here when no helper could give them (facts None); returns (events read, errors recorded)."""
+        errors = 0
+        if facts is None:
+            types, payloads = _wanted(chosen)
+            events = self.store.read_all(span[0], through=span[1], types=types, payload_types=payloads)
+            count = len(events)
+            for projection in chosen:
+                errors += self._apply(tx, projection, _handled(projection, events), prefix,
+                                      generations[projection.name])
+            lean.forget()
+        else:
+            for projection, found in zip(chosen, facts):
+                errors += self._apply_facts(tx, projection, found, span, prefix, generations[projection.name])
+        return count, errors
 
     def helpers_for(self, names: Collection[str] | None = None) -> int:
         """How many helper processes a rebuild of these projections (all, or those named) would
@@ -520,9 +582,9 @@ class Runner:
         return self.helpers if fork_is_safe() else 0
 
     def _apply_facts(self, tx: Transaction, projection: Projection, facts: object, span: tuple[int, int],
-                     prefix: str, generation: int) -> None:
+                     prefix: str, generation: int) -> int:
         """Apply one range's facts; if a helper could not work them out or they do not apply, apply
-        the range's events here instead (isolating the ones that fail)."""
+        the range's events here instead (isolating the ones that fail). Returns how many failed."""
         if not isinstance(facts, Failed):
             tx.execute("SAVEPOINT projection_facts")
             try:
@@ -538,11 +600,12 @@ class Runner:
                 tx.execute("RELEASE projection_facts")
             else:
                 tx.execute("RELEASE projection_facts")
-                return
+                return 0
         types, payloads = _wanted([projection])
         events = self.store.read_all(span[0], through=span[1], types=types, payload_types=payloads)
-        self._apply(tx, projection, events, prefix, generation)
+        failed = self._apply(tx, projection, events, prefix, generation)
         lean.forget()
+        return failed
 
     def _start_rebuild(self, chosen: list[Projection]) -> int:
         """Drop what an abandoned rebuild left, pick a fresh generation and create its tables."""

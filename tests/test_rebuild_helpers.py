@@ -19,6 +19,7 @@ import pytest
 from conftest import load_generator
 from eventstore import Store
 from eventstore.ingest import Ingester
+from eventstore.ingest.sources import transcript_files
 from projection_helpers import Counter, counts, new_event
 from projections import memories
 from projections.facts import has_facts
@@ -217,6 +218,42 @@ def test_catch_up_builds_a_never_built_projection_with_helpers_on_a_long_log(ing
     in_process = rebuilt(store, [*transcript_projections(), PidCounter()], helpers=0)
     assert snapshot(store, in_process) == built
     in_process.close()
+
+
+def test_catch_up_far_behind_applies_the_gap_with_helpers_in_place(tmp_path, tree):
+    files = sorted(transcript_files([tree], print))
+    with Store(tmp_path / "events.db") as store:
+        Ingester(store).ingest_files(files[:len(files) // 4])
+        built_on = store.head()
+        first = Runner(store, [*transcript_projections(), PidCounter()], rebuild_batch_size=BATCH, helpers=0)
+        first.catch_up()  # built in place, by this process
+        first.close()  # no inline hook: the rest is all left to the next catch-up
+        Ingester(store).ingest_files(files[len(files) // 4:])
+        head = store.head()
+        assert head - built_on > 10 * (BATCH // 4)
+
+        runner = Runner(store, [*transcript_projections(), PidCounter()], rebuild_batch_size=BATCH, helpers=2)
+        before = snapshot(store, runner)
+        # Ranges that do not start where the checkpoints stand (another process moved them) are not applied.
+        assert runner._catch_up_helped(list(runner.projections.values()), built_on - 1) == (0, 0)
+        assert snapshot(store, runner) == before
+        with store.db.read() as conn:
+            assert pid_state(conn) == ({PARENT}, pid_state(conn)[1]) and sum(pid_state(conn)[1].values()) == built_on
+        report = runner.catch_up()
+        assert report.events == head - built_on and report.rebuilt == []
+        caught_up = snapshot(store, runner)
+        with store.db.read() as conn:
+            pids, per_type = pid_state(conn)
+            generations = {g for (g,) in conn.execute("SELECT generation FROM projection_checkpoints")}
+        assert PARENT in pids and 2 <= len(pids) <= 3  # the gap was worked out by the helpers
+        assert sum(per_type.values()) == head  # every event applied once
+        assert caught_up["positions"] == {"sessions": head, "usage": head, "tasks": head}
+        assert generations == {0}  # in place, not rebuilt
+        runner.close()
+
+        in_process = rebuilt(store, [*transcript_projections(), PidCounter()], helpers=0)
+        assert snapshot(store, in_process) == caught_up
+        in_process.close()
 
 
 def test_rebuild_of_some_projections_with_helpers_leaves_the_others(ingested):

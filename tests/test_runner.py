@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventstore import Store
-from projections.runner import RebuildBusy, Runner, UnknownProjection, check_tables
+from projections.runner import INLINE_MAX, RebuildBusy, Runner, UnknownProjection, check_tables
 from projection_helpers import Counter, counts, new_event
 
 
@@ -74,6 +74,20 @@ def test_inline_projection_behind_is_left_to_catch_up(store, tmp_path):
     assert counts(store.db.conn) == {}
     runner.catch_up()
     assert counts(store.db.conn) == {"a": 1, "b": 1}
+
+
+def test_an_append_of_inline_max_events_is_left_to_catch_up(store):
+    runner = Runner(store, [Counter(inline=True)])
+    runner.catch_up()
+    append_types(store, *"a" * (INLINE_MAX - 1))  # a tail's append: applied inline
+    assert counts(store.db.conn) == {"a": INLINE_MAX - 1}
+    append_types(store, *"b" * INLINE_MAX)  # a bulk ingest's batch: left to catch_up
+    append_types(store, "c")  # behind now, so this one too
+    assert counts(store.db.conn) == {"a": INLINE_MAX - 1}
+    assert checkpoint(store)[1] == INLINE_MAX - 1
+    runner.catch_up()
+    assert counts(store.db.conn) == {"a": INLINE_MAX - 1, "b": INLINE_MAX, "c": 1}
+    assert checkpoint(store)[1] == store.head()
 
 
 def test_a_failing_inline_projection_never_fails_the_append(store):
