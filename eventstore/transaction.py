@@ -22,9 +22,9 @@ from schemas.envelope import OPS, ExpectedVersion, NewEvent, RecordedEvent
 if TYPE_CHECKING:
     from eventstore.store import Store
 
-_SELECT_BY_ID = (
-    "SELECT position, stream_no, type_no, schema_version, entity_no, entity_id, op_no, dict_id, data, block_id "
-    "FROM events WHERE event_id = ?"
+_SELECT_BY_IDS = (
+    "SELECT event_id, position, stream_no, type_no, schema_version, entity_no, entity_id, op_no, dict_id, data,"
+    " block_id FROM events WHERE event_id IN ({})"
 )
 _INSERT = (
     "INSERT INTO events (event_id, stream_no, version, type_no, schema_version, entity_no, entity_id, op_no,"
@@ -248,6 +248,7 @@ class Transaction:
         first_index: dict[bytes, int] = {}
         repeats: list[tuple[int, int]] = []
         fresh: list[int] = []
+        known: list[int] = []
         for i, (event, event_id) in enumerate(zip(events, ids)):
             j = first_index.setdefault(event_id, i)
             if j != i:
@@ -255,9 +256,12 @@ class Transaction:
                     raise errors.EventIdConflict(event.event_id, 0)
                 repeats.append((i, j))
             elif event_id in stored:
-                positions[i] = self._existing(event)  # raises EventIdConflict on other content
+                known.append(i)
             else:
                 fresh.append(i)
+        # Raises EventIdConflict for one stored with other content.
+        for i, position in zip(known, self._existing_many([events[i] for i in known])):
+            positions[i] = position
         new = self._append_new([events[i] for i in fresh], [ids[i] for i in fresh], expected_version)
         for i, position in zip(fresh, new):
             positions[i] = position
@@ -317,22 +321,35 @@ class Transaction:
         return self._conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()[0][0]
 
     def _existing(self, event: NewEvent) -> int | None:
-        event_id = _event_id_bytes(event.event_id)
-        rows = self._conn.execute(_SELECT_BY_ID, (event_id,)).fetchall()
-        if not rows:
-            return None
-        position, stream_no, type_no, schema_version, entity_no, entity_id, op_no, dict_id, data, block_id = rows[0]
+        return self._existing_many([event])[0]
+
+    def _existing_many(self, events: list[NewEvent]) -> list[int | None]:
+        """The positions of these events in the log (None: not stored). Their stored payloads are
+        read back together, each frame decoded once: the copies of a file's lines sit side by side.
+        Raises EventIdConflict for one stored with other content."""
+        ids = [_event_id_bytes(event.event_id) for event in events]
+        found = {row[0]: row[1:] for row in select_in(self._conn, _SELECT_BY_IDS, ids)}
+        rows = [found.get(event_id) for event_id in ids]
+        stored = iter(payloads.read(self._conn, self.store.codec,
+                                    [(row[0], row[7], row[8], row[9]) for row in rows if row is not None]))
         name = functools.partial(self.store.names.name, self._conn)
-        same = (
-            self.store._stream_name(stream_no) == event.stream
-            and (name(type_no), schema_version, name(entity_no), entity_ids.text(entity_id), name(op_no))
-            == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
-            and (payloads.read(self._conn, self.store.codec, [(position, dict_id, data, block_id)])[0] == event.data
-                 or _redacted(self._conn, position))
-        )
-        if not same:
-            raise errors.EventIdConflict(event.event_id, position)
-        return position
+        positions: list[int | None] = []
+        for event, row in zip(events, rows):
+            if row is None:
+                positions.append(None)
+                continue
+            position, stream_no, type_no, schema_version, entity_no, entity_id, op_no = row[:7]
+            data = next(stored)
+            same = (
+                self.store._stream_name(stream_no) == event.stream
+                and (name(type_no), schema_version, name(entity_no), entity_ids.text(entity_id), name(op_no))
+                == (event.type, event.schema_version, event.entity, event.entity_id, event.op)
+                and (data == event.data or _redacted(self._conn, position))
+            )
+            if not same:
+                raise errors.EventIdConflict(event.event_id, position)
+            positions.append(position)
+        return positions
 
     def _stream(self, name: str) -> list[int]:
         stream = self._streams.get(name)

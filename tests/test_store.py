@@ -339,6 +339,20 @@ def test_any_entity_id_is_stored_and_read_back_exactly(value):
     assert entity_ids.text(entity_ids.stored(value)) == value
 
 
+def test_a_bulk_append_of_stored_copies_checks_every_one_against_its_stored_payload(store):
+    events = [new_event(f"s{i % 3}", b'{"line": %d, "pad": "%s"}' % (i, b"x" * (i % 50))) for i in range(300)]
+    positions = store.append(events)  # bulk: stored in shared blocks
+    assert store.db.conn.execute("SELECT count(*) FROM events WHERE block_id IS NOT NULL").fetchall()[0][0] == 300
+    extra = new_event("s0", b'{"line": "new"}')
+    again = [events[i] for i in range(299, -1, -7)]  # copies out of order, from many frames
+    assert store.append([*again, extra]) == [positions[i] for i in range(299, -1, -7)] + [301]
+    clash = new_event(events[150].stream, events[150].data[:-1] + b"!", event_id=events[150].event_id)
+    with pytest.raises(EventIdConflict) as info:
+        store.append([events[10], clash, events[200], new_event("s1")])
+    assert info.value.position == positions[150]
+    assert store.head() == 301  # nothing of the failed append was kept
+
+
 def test_uuid_entity_ids_are_stored_as_16_bytes_and_read_as_text(store):
     canonical = [str(uuid.uuid4()) for _ in range(40)]
     others = [canonical[0].upper(), "plain-id", "3577aef7ad4f59d267c71a5a19ef958e"]
