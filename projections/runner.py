@@ -748,6 +748,21 @@ class Runner:
                 rows = conn.execute(sql).fetchall()
         return {name: _Checkpoint(version, position, generation) for name, version, position, generation in rows}
 
+    def behind(self, names: Collection[str] | None = None) -> dict[str, int]:
+        """The events of the log each projection (all, or those named) has yet to read, for those
+        with any: the whole log for one never built or built by another version."""
+        chosen = self._select(names)
+        head = self.store.head()
+        checkpoints = self._checkpoints()
+        out = {}
+        for projection in chosen:
+            checkpoint = checkpoints.get(projection.name)
+            current = checkpoint is not None and checkpoint.version == projection.version
+            left = head - checkpoint.position if current else head
+            if left > 0:
+                out[projection.name] = left
+        return out
+
     def status(self) -> list[ProjectionStatus]:
         """Where each projection stands: stored version and position against the code and the head."""
         with self.store.db.read() as conn:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pty
+import subprocess
+import sys
+
 import pytest
 
+from conftest import run_cli
 from eventstore import Store
+from eventstore.cli.projections import ANNOUNCED
 from projections.runner import INLINE_MAX, RebuildBusy, Runner, UnknownProjection, check_tables
 from projection_helpers import Counter, counts, new_event
 
@@ -243,3 +251,35 @@ def test_replay_json_shape(tmp_path):
     assert report["projections"] == ["sessions", "tasks"] and report["events"] == 1
     unknown = CliRunner().invoke(main, ["--db", str(db), "replay", "--projection", "nope"])
     assert unknown.exit_code == 1 and "no projection named nope" in unknown.output
+
+
+def test_a_long_catch_up_is_announced_to_people_at_a_terminal_and_to_no_one_else(tmp_path):
+    events = [new_event(type_="t.x") for _ in range(ANNOUNCED)]
+    piped, at_terminal = tmp_path / "piped.db", tmp_path / "terminal.db"
+    for db in (piped, at_terminal):
+        with Store(db) as store:
+            store.append(events)  # sessions and usage never built: each has the whole log to read
+
+    result = run_cli("sessions", "--json", db=piped)
+    assert json.loads(result.stdout) == {"sessions": []} and result.stderr == b""
+
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "eventstore", "--db", str(at_terminal), "sessions", "--json"],
+                                stdout=subprocess.PIPE, stderr=follower, timeout=120)
+    finally:
+        os.close(follower)
+    told = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal's other end is closed: all of it has been read
+            break
+        if not chunk:
+            break
+        told += chunk
+    os.close(leader)
+    assert result.returncode == 0 and json.loads(result.stdout) == {"sessions": []}
+    lines = told.decode().splitlines()
+    assert lines[0] == f"updating sessions, usage from {ANNOUNCED:,} events of the log..."
+    assert lines[1].startswith("updated in ") and lines[1].endswith(" s")

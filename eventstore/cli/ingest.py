@@ -31,10 +31,12 @@ def _roots(roots: tuple[Path, ...]) -> list[Path]:
 def _catch_up_projections(store) -> None:
     """Bring the projections up to date, if the projections package is installed."""
     try:
-        from projections.runner import Runner
+        import projections.runner  # noqa: F401
     except ImportError:
         return
-    Runner.for_store(store).catch_up()
+    from eventstore.cli.projections import catch_up
+
+    catch_up(store)
 
 
 def _before_ingesting(store) -> None:

@@ -17,11 +17,11 @@ _expect_option = click.option(
 @contextlib.contextmanager
 def _session(db: str | None) -> Iterator[tuple[object, object]]:
     """The store with its memories read model caught up, and a query function on it."""
-    from projections.runner import Runner
+    from eventstore.cli.projections import catch_up
     from projections.search import reader
 
     with open_store(db) as store:
-        Runner.for_store(store).catch_up(["memories"])
+        catch_up(store, ["memories"])
         yield store, reader(store)
 
 

@@ -56,15 +56,14 @@ def search(query: str, mode: str, project: str | None, session: str | None, role
     QUERY is searched for as typed: each word must occur ("quoted words" as a phrase). A word
     ending in * matches as a prefix. --syntax takes FTS5 syntax instead.
     """
+    from eventstore.cli.projections import catch_up
     from projections import search as search_lib
-    from projections.runner import Runner
     from projections.vectors import pending_count
 
     filters = search_lib.Filters(project=project, session=session, roles=tuple(roles) or None,
                                  since=_day(since, end=False), until=_day(until, end=True))
     with open_store(db) as store:
-        runner = Runner.for_store(store)
-        runner.catch_up(["fulltext"] if mode == "fts" else ["fulltext", "memories", "vectors"])
+        catch_up(store, ["fulltext"] if mode == "fts" else ["fulltext", "memories", "vectors"])
         hits = search_lib.search(store, query, mode=mode, filters=filters, limit=limit, syntax=syntax)  # type: ignore[arg-type]
         waiting = pending_count(store) if mode != "fts" else 0
     if waiting:

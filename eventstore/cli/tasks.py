@@ -9,7 +9,7 @@ from datetime import datetime
 import click
 
 from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
-from eventstore.cli.projections import local_ms, local_time, runner_for
+from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
 STATUS_CHOICES = ("pending", "in_progress", "completed", "deleted")
@@ -48,7 +48,7 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
     parsed = parse_status_filter(status_expr)
     moment = _parse_as_of(as_of) if as_of else None
     with open_store(db) as store:
-        runner_for(store, ["tasks"]).catch_up(["tasks"])
+        catch_up(store, ["tasks"], runner_for(store, ["tasks"]))
         with store.db.read() as conn:
             rows = list_tasks(conn, statuses=parsed[0] if parsed else None, negate=bool(parsed and parsed[1]),
                               session=session, as_of=moment)
@@ -121,7 +121,7 @@ def _append_and_show(db: str | None, event, expected: int, task_id: str, as_json
 
     with open_store(db) as store:
         runner = runner_for(store, ["tasks"])
-        runner.catch_up(["tasks"])  # the inline hook then applies the append in its own transaction
+        catch_up(store, ["tasks"], runner)  # the inline hook then applies the append in its own transaction
         if must_exist:
             with store.db.read() as conn:
                 current = get_task(conn, task_id)

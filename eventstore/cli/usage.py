@@ -83,11 +83,10 @@ def run(kind: str, *, since: str | None, until: str | None, zone: str | None, as
 def _caught_up(db: str | None, build) -> dict:
     """Open the store, bring the usage projection to the head of the log, then report."""
     from eventstore.cli.common import open_store
-    from eventstore.cli.projections import runner_for
+    from eventstore.cli.projections import catch_up, runner_for
 
     with open_store(db) as store:
-        runner = runner_for(store, (_USAGE,))
-        runner.catch_up([_USAGE])
+        catch_up(store, [_USAGE], runner_for(store, (_USAGE,)))
         with store.db.read() as conn:
             return build(conn)
 
