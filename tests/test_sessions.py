@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import CORPUS
+from conftest import CORPUS, load_generator, run_cli
 from eventstore import NewEvent, Store
 from eventstore.cli import main
 from eventstore.feed import iso
@@ -206,6 +206,22 @@ def test_sessions_filters(corpus_db, monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_piped_tables_keep_each_row_on_one_line_and_every_cell_whole(tmp_path):
+    root = tmp_path / "projects"
+    load_generator().generate(root, 400_000, seed=3)
+    db = tmp_path / "events.db"
+    run_cli("ingest", str(root), db=db)
+    sessions = json.loads(run_cli("sessions", "--json", db=db).stdout)["sessions"]
+    table = run_cli("sessions", db=db, env={"COLUMNS": "80"}).stdout.decode().splitlines()  # piped: not a terminal
+    body = [line for line in table if line.startswith("│")]
+    assert len(sessions) > 3 and len(body) == len(sessions)
+    assert [line.split("│")[-2].strip() for line in body] == [row["session_id"][:8] for row in sessions]
+    assert max(map(len, table)) > 80  # wider than the terminal it would have had
+    daily = json.loads(run_cli("usage", "daily", "--json", db=db).stdout)["daily"]
+    lines = run_cli("usage", "daily", db=db, env={"COLUMNS": "80"}).stdout.decode().splitlines()
+    assert [line.split("│")[1].strip() for line in lines if line.startswith("│ 2")] == [d["period"] for d in daily]
 
 
 def test_sessions_rejects_a_bad_date(corpus_db):

@@ -82,7 +82,6 @@ def emit_json_lines(values: Iterable[Any]) -> None:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print a table for people (rich is imported only here, for human output)."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, header_style="bold")
@@ -90,7 +89,19 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if value is None else str(value) for value in row))
-    Console().print(table)
+    print_for_people(table)
+
+
+def print_for_people(renderable: Any) -> None:
+    """Print a rich table (or any renderable) on stdout: as wide as the terminal, or, piped to a
+    file, grep or less, as wide as it needs, so each row stays on one line and no cell is cut."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        natural = Console(width=1_000_000).measure(renderable).maximum
+        console = Console(width=max(natural, console.width))
+    console.print(renderable)
 
 
 def warn(message: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from eventstore.cli.common import db_option, db_path, handle_errors, json_option
+from eventstore.cli.common import db_option, db_path, handle_errors, json_option, print_for_people
 from eventstore.warm_usage import emit_report, warn_unpriced
 
 _USAGE = "usage"
@@ -92,7 +92,6 @@ def _caught_up(db: str | None, build) -> dict:
 
 
 def _print_table(kind: str, doc: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     rows = doc[kind]
@@ -114,7 +113,7 @@ def _print_table(kind: str, doc: dict) -> None:
             f"{row['cacheCreationTokens']:,}", f"{row['cacheReadTokens']:,}", f"{row['totalTokens']:,}",
             f"${row['totalCost']:,.2f}",
         )
-    Console().print(table)
+    print_for_people(table)
 
 
 def _short_model(name: str) -> str:
