@@ -219,6 +219,16 @@ def test_piped_tables_keep_each_row_on_one_line_and_every_cell_whole(tmp_path):
     assert len(sessions) > 3 and len(body) == len(sessions)
     assert [line.split("│")[-2].strip() for line in body] == [row["session_id"][:8] for row in sessions]
     assert max(map(len, table)) > 80  # wider than the terminal it would have had
+    import eventstore.cli.sessions
+
+    original, eventstore.cli.sessions.TABLE_ROWS = eventstore.cli.sessions.TABLE_ROWS, 2
+    try:  # a page, as the default 50 would be of more sessions
+        paged = CliRunner().invoke(main, ["--db", str(db), "sessions"]).stdout.splitlines()
+    finally:
+        eventstore.cli.sessions.TABLE_ROWS = original
+    assert [line.split("│")[-2].strip() for line in paged if line.startswith("│")] == [
+        row["session_id"][:8] for row in sessions[:2]]
+    assert paged[-1] == f"sessions: the newest 2 of {len(sessions)}; --limit N shows more, --json shows all"
     daily = json.loads(run_cli("usage", "daily", "--json", db=db).stdout)["daily"]
     lines = run_cli("usage", "daily", db=db, env={"COLUMNS": "80"}).stdout.decode().splitlines()
     assert [line.split("│")[1].strip() for line in lines if line.startswith("│ 2")] == [d["period"] for d in daily]

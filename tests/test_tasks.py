@@ -189,6 +189,28 @@ def test_tasks_add_set_and_list_json(tmp_path):
     assert [(t["status"], t["version"]) for t in then] == [("pending", 1)]
 
 
+def test_a_long_list_shows_a_page_and_says_how_to_see_the_rest(tmp_path, monkeypatch):
+    import eventstore.cli.tasks
+
+    monkeypatch.setattr(eventstore.cli.tasks, "TABLE_ROWS", 3)  # a page, as the default 50 would be of more
+    db = tmp_path / "events.db"
+    for i in range(5):
+        assert cli(db, "tasks", "add", f"Task {i}").exit_code == 0
+    every = json.loads(cli(db, "tasks", "--json").stdout)["tasks"]
+    assert len(every) == 5  # --json gives all of them
+    assert json.loads(cli(db, "tasks", "--json", "--limit", "2").stdout)["tasks"] == every[:2]
+
+    def ids_shown(*args: str) -> tuple[list[str], str]:
+        out = cli(db, "tasks", *args).stdout.splitlines()
+        return [line.split("│")[1].strip() for line in out if line.startswith("│")], out[-1]
+
+    ids, last = ids_shown()
+    assert ids == [t["task_id"] for t in every[:3]]
+    assert last == "tasks: the first 3 of 5; --limit N shows more, --json shows all"
+    ids, last = ids_shown("--limit", "4")
+    assert ids == [t["task_id"] for t in every[:4]] and last.startswith("└")  # asked for: no note under it
+
+
 def test_a_stale_expect_version_fails_and_names_the_current_one(tmp_path):
     db = tmp_path / "events.db"
     task = json.loads(cli(db, "tasks", "add", "Race", "--json").stdout)

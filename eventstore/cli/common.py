@@ -80,6 +80,17 @@ def emit_json_lines(values: Iterable[Any]) -> None:
     out.flush()
 
 
+TABLE_ROWS = 50
+"""Rows a long listing's table shows unless --limit says otherwise (its --json gives every one):
+drawing thousands of rows takes rich seconds, and they scroll away."""
+
+
+def more_rows(shown: int, total: int, what: str) -> None:
+    """Say, under a table cut at TABLE_ROWS, how many rows it left out and how to see them."""
+    if shown < total:
+        click.echo(f"{what} {shown} of {total:,}; --limit N shows more, --json shows all")
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print a table for people (rich is imported only here, for human output)."""
     from rich.table import Table

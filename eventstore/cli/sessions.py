@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+from eventstore.cli.common import TABLE_ROWS, db_option, emit_json, handle_errors, json_option, more_rows, open_store, print_table
 from eventstore.cli.projections import catch_up, day_range, local_time
 
 
@@ -12,7 +12,8 @@ from eventstore.cli.projections import catch_up, day_range, local_time
 @click.option("--project", metavar="TEXT", help="Only sessions whose project or cwd contains TEXT.")
 @click.option("--since", metavar="YYYYMMDD", help="Only sessions started on or after this local day.")
 @click.option("--until", metavar="YYYYMMDD", help="Only sessions started on or before this local day.")
-@click.option("--limit", type=click.IntRange(min=0), help="At most N sessions.")
+@click.option("--limit", type=click.IntRange(min=0),
+              help=f"At most N sessions (the table shows the newest {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
 @handle_errors
@@ -32,11 +33,13 @@ def sessions(project: str | None, since: str | None, until: str | None, limit: i
     if not rows:
         click.echo("no sessions")
         return
+    shown = rows if limit is not None else rows[:TABLE_ROWS]
     print_table(None, ["started", "project", "title", "msgs", "agents", "models", "tokens", "cost", "session"], (
         (local_time(r.started_at), r.project, _short(r.title, 60), r.messages, r.subagents, ", ".join(r.models),
          f"{r.totalTokens:,}", f"${r.totalCost:.2f}", r.session_id[:8])
-        for r in rows
+        for r in shown
     ))
+    more_rows(len(shown), len(rows), "sessions: the newest")
 
 
 def _short(text: str | None, width: int) -> str:

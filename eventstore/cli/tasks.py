@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+from eventstore.cli.common import TABLE_ROWS, db_option, emit_json, handle_errors, json_option, more_rows, open_store, print_table
 from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
@@ -32,12 +32,14 @@ def _parse_as_of(text: str) -> int:
 @click.option("--session", metavar="ID", help="Only tasks of this session.")
 @click.option("--as-of", "as_of", metavar="TIMESTAMP",
               help="Show the list as it stood at this time (ISO-8601; a date means its first instant).")
+@click.option("--limit", type=click.IntRange(min=0),
+              help=f"At most N tasks (the table shows the first {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
 @click.pass_context
 @handle_errors
-def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_of: str | None, as_json: bool,
-          db: str | None) -> None:
+def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_of: str | None, limit: int | None,
+          as_json: bool, db: str | None) -> None:
     """Tasks, by priority (high, medium, low, none) then most recently updated."""
     if db:  # `tasks --db X add ...`: the subcommand finds it through the context
         ctx.ensure_object(dict)["db"] = db
@@ -53,14 +55,17 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
             rows = list_tasks(conn, statuses=parsed[0] if parsed else None, negate=bool(parsed and parsed[1]),
                               session=session, as_of=moment)
     if as_json:
-        emit_json({"tasks": rows})
+        emit_json({"tasks": rows if limit is None else rows[:limit]})
         return
     if not rows:
         click.echo("no tasks")
         return
+    shown = rows[:TABLE_ROWS if limit is None else limit]
     print_table(None, ["id", "priority", "status", "title", "source", "updated", "v"], (
-        (r.task_id, r.priority or "", r.status, r.title, r.source, local_time(r.updated_at), r.version) for r in rows
+        (r.task_id, r.priority or "", r.status, r.title, r.source, local_time(r.updated_at), r.version) for r in shown
     ))
+    if limit is None:
+        more_rows(len(shown), len(rows), "tasks: the first")
 
 
 @tasks.command("add")
