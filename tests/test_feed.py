@@ -46,6 +46,49 @@ def test_changes_feed_ends_with_the_cursor(tmp_path):
     assert json_lines(run_cli("changes", "--since", "1", "--limit", "1", "--json", db=db))[-1] == {"cursor": 2}
 
 
+def test_the_feed_in_json_is_read_a_page_at_a_time_and_says_the_same(tmp_path, monkeypatch):
+    import eventstore.cli.log
+    from click.testing import CliRunner
+    from eventstore.cli import main
+
+    db = tmp_path / "a.db"
+    seed(db, n=12)
+
+    def feed(*args: str) -> list[dict]:
+        result = CliRunner().invoke(main, ["--db", str(db), "changes", "--json", *args])
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    whole = feed()
+    monkeypatch.setattr(eventstore.cli.log, "CHANGES_PAGE", 5)  # twelve changes: three pages
+    assert feed() == whole and [line.get("position") for line in whole] == [*range(1, 13), None]
+    assert feed("--since", "3", "--limit", "7") == whole[3:10] + [{"cursor": 10}]  # a limit across pages
+    assert feed("--since", "12") == [{"cursor": 12}]
+
+
+def test_events_and_changes_tables_show_a_page_and_the_cursor_to_go_on_from(tmp_path, monkeypatch):
+    import eventstore.cli.log
+    from click.testing import CliRunner
+    from eventstore.cli import main
+
+    db = tmp_path / "a.db"
+    seed(db, n=9)
+    monkeypatch.setattr(eventstore.cli.log, "TABLE_ROWS", 4)  # a page, as the default 50 would be of more
+
+    def table(*args: str) -> tuple[list[int], list[str]]:
+        lines = CliRunner().invoke(main, ["--db", str(db), *args]).stdout.splitlines()
+        return [int(line.split("│")[1]) for line in lines if line.startswith("│")], lines
+
+    positions, lines = table("events", "--after", "2")
+    assert positions == [3, 4, 5, 6] and lines[-1] == "events: the first 4 of 7; --limit N shows more, --json shows all"
+    positions, lines = table("events", "--limit", "6")
+    assert positions == [1, 2, 3, 4, 5, 6] and lines[-1].startswith("└")
+    positions, lines = table("changes", "--since", "1")
+    assert positions == [2, 3, 4, 5]
+    assert lines[-2:] == ["changes: the first 4 of 8; --limit N shows more, --json shows all", "cursor: 5"]
+    positions, lines = table("changes", "--since", "5", "--limit", "9")
+    assert positions == [6, 7, 8, 9] and lines[-1] == "cursor: 9"
+
+
 def test_export_import_preserves_ids_versions_and_clients_idempotently(tmp_path):
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     client = seed(a)

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from itertools import islice
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, emit_json_lines, handle_errors, json_option, open_store, print_table
+from eventstore.cli.common import (
+    TABLE_ROWS,
+    db_option,
+    emit_json,
+    emit_json_lines,
+    handle_errors,
+    json_option,
+    more_rows,
+    open_store,
+    print_table,
+)
+
+CHANGES_PAGE = 5_000
+"""Changes `changes --json` reads at a time: a feed of any length in bounded memory."""
 
 
 @click.command()
 @click.option("--stream", help="Only this stream's events, in version order.")
 @click.option("--after", type=int, default=0, show_default=True, help="Only events after this position.")
-@click.option("--limit", type=int, default=None, help="At most this many events.")
+@click.option("--limit", type=click.IntRange(min=0),
+              help=f"At most this many events (the table shows {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
 @handle_errors
@@ -22,23 +38,29 @@ def events(stream: str | None, after: int, limit: int | None, as_json: bool, db:
 
     with open_store(db) as store:
         if stream is not None:
-            found = [e for e in store.read_stream(stream) if e.position > after][:limit]
+            found = [e for e in store.read_stream(stream) if e.position > after]
+            total = len(found)
         else:
-            found = store.read_all(after, limit)
+            found = store.iter_all(after)  # in batches: a log of any size in bounded memory
+            total = max(store.head() - after, 0)  # positions have no gaps
         if as_json:
-            emit_json_lines(to_line(e) for e in found)
+            emit_json_lines(to_line(e) for e in islice(found, limit))
             return
-        print_table(
-            None,
-            ["position", "recorded", "stream", "version", "type", "op", "entity", "bytes"],
-            ((e.position, iso(e.recorded_at), e.stream, e.version, e.type, e.op,
-              f"{e.entity}:{e.entity_id}", len(e.data)) for e in found),
-        )
+        shown = list(islice(found, TABLE_ROWS if limit is None else limit))
+    print_table(
+        None,
+        ["position", "recorded", "stream", "version", "type", "op", "entity", "bytes"],
+        ((e.position, iso(e.recorded_at), e.stream, e.version, e.type, e.op,
+          f"{e.entity}:{e.entity_id}", len(e.data)) for e in shown),
+    )
+    if limit is None:
+        more_rows(len(shown), total, "events: the first")
 
 
 @click.command()
 @click.option("--since", "cursor", type=int, default=0, show_default=True, help="The cursor of the last change you have.")
-@click.option("--limit", type=int, default=None, help="At most this many changes.")
+@click.option("--limit", type=click.IntRange(min=0),
+              help=f"At most this many changes (the table shows {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
 @handle_errors
@@ -47,24 +69,38 @@ def changes(cursor: int, limit: int | None, as_json: bool, db: str | None) -> No
     from eventstore.feed import iso
 
     with open_store(db) as store:
-        found = store.changes(cursor, limit)
-    last = found[-1].position if found else cursor
-    if as_json:
-        lines: list[object] = [
-            {"position": c.position, "event_id": c.event_id, "entity": c.entity, "entity_id": c.entity_id,
-             "op": c.op, "version": c.version, "client_id": c.client_id, "recorded_at": iso(c.recorded_at)}
-            for c in found
-        ]
-        lines.append({"cursor": last})
-        emit_json_lines(lines)
-        return
+        if as_json:
+            emit_json_lines(_change_lines(store, cursor, limit))
+            return
+        found = store.changes(cursor, TABLE_ROWS if limit is None else limit)
+        total = max(store.head() - cursor, 0)  # positions have no gaps
     print_table(
         None,
         ["position", "recorded", "op", "entity", "version", "client"],
         ((c.position, iso(c.recorded_at), c.op, f"{c.entity}:{c.entity_id}", c.version, c.client_id[:8])
          for c in found),
     )
-    click.echo(f"cursor: {last}")
+    if limit is None:
+        more_rows(len(found), total, "changes: the first")
+    click.echo(f"cursor: {found[-1].position if found else cursor}")  # what to pass as --since next
+
+
+def _change_lines(store, cursor: int, limit: int | None) -> Iterator[dict]:
+    """The feed after `cursor` as JSON-line values, read a page at a time, then {"cursor": N}."""
+    from eventstore.feed import iso
+
+    left = limit
+    while left is None or left > 0:
+        page = store.changes(cursor, CHANGES_PAGE if left is None else min(CHANGES_PAGE, left))
+        if not page:
+            break
+        for c in page:
+            yield {"position": c.position, "event_id": c.event_id, "entity": c.entity, "entity_id": c.entity_id,
+                   "op": c.op, "version": c.version, "client_id": c.client_id, "recorded_at": iso(c.recorded_at)}
+        cursor = page[-1].position
+        if left is not None:
+            left -= len(page)
+    yield {"cursor": cursor}
 
 
 @click.command()
