@@ -89,6 +89,20 @@ def test_events_and_changes_tables_show_a_page_and_the_cursor_to_go_on_from(tmp_
     assert positions == [6, 7, 8, 9] and lines[-1] == "cursor: 9"
 
 
+def test_an_export_is_readable_by_its_owner_alone(tmp_path):
+    import stat
+
+    db = tmp_path / "a.db"
+    seed(db)
+    fresh, replaced = tmp_path / "fresh.jsonl", tmp_path / "replaced.jsonl"
+    replaced.write_text("old")
+    replaced.chmod(0o644)
+    for file in (fresh, replaced):
+        run_cli("export", str(file), db=db)
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+        assert len(file.read_bytes().splitlines()) == 5
+
+
 def test_export_import_preserves_ids_versions_and_clients_idempotently(tmp_path):
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     client = seed(a)

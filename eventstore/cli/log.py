@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from itertools import islice
@@ -116,7 +117,11 @@ def export(cursor: int, file: str, db: str | None) -> None:
         if file == "-":
             feed.export(store, sys.stdout.buffer, cursor)
             return
-        with open(file, "wb") as out:
+        # The export holds every raw line, tool outputs and their secrets included: readable by
+        # its owner alone, as the database is, whatever mode a file it replaces had.
+        fd = os.open(file, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as out:
             count = feed.export(store, out, cursor)
     click.echo(f"exported {count} events to {file}", err=True)
 
