@@ -13,6 +13,7 @@ import pytest
 from conftest import run_cli
 from eventstore import Store
 from eventstore.cli.projections import ANNOUNCED
+from projections.facts import helper_count
 from projections.runner import INLINE_MAX, RebuildBusy, Runner, UnknownProjection, check_tables
 from projection_helpers import Counter, counts, new_event
 
@@ -253,6 +254,39 @@ def test_replay_json_shape(tmp_path):
     assert unknown.exit_code == 1 and "no projection named nope" in unknown.output
 
 
+def _at_a_terminal(args: list[str], *, stdout_too: bool = True) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the real command with stderr (and stdout, unless not `stdout_too`: then it is captured)
+    a pseudo-terminal: (the process, what the terminal showed)."""
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "eventstore", *args], stderr=follower, timeout=120,
+                                stdout=follower if stdout_too else subprocess.PIPE)
+    finally:
+        os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal's other end is closed: all of it has been read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return result, shown.decode(errors="replace")
+
+
+@pytest.mark.skipif(helper_count() < 2, reason="helper processes need two cores or more")
+def test_replay_at_a_terminal_draws_progress_and_still_reads_with_helpers(tmp_path):
+    db = tmp_path / "events.db"
+    with Store(db) as store:
+        store.append([new_event(type_="t.x") for _ in range(6_000)])  # long enough for helpers (sessions reads none)
+    result, shown = _at_a_terminal(["--db", str(db), "replay", "--projection", "sessions"])
+    assert result.returncode == 0
+    assert "replaying" in shown  # the progress bar was drawn
+    assert "replayed " in shown and f"read by {helper_count()} helper processes)" in shown
+
+
 def test_a_long_catch_up_is_announced_to_people_at_a_terminal_and_to_no_one_else(tmp_path):
     events = [new_event(type_="t.x") for _ in range(ANNOUNCED)]
     piped, at_terminal = tmp_path / "piped.db", tmp_path / "terminal.db"
@@ -263,23 +297,8 @@ def test_a_long_catch_up_is_announced_to_people_at_a_terminal_and_to_no_one_else
     result = run_cli("sessions", "--json", db=piped)
     assert json.loads(result.stdout) == {"sessions": []} and result.stderr == b""
 
-    leader, follower = pty.openpty()
-    try:
-        result = subprocess.run([sys.executable, "-m", "eventstore", "--db", str(at_terminal), "sessions", "--json"],
-                                stdout=subprocess.PIPE, stderr=follower, timeout=120)
-    finally:
-        os.close(follower)
-    told = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal's other end is closed: all of it has been read
-            break
-        if not chunk:
-            break
-        told += chunk
-    os.close(leader)
+    result, told = _at_a_terminal(["--db", str(at_terminal), "sessions", "--json"], stdout_too=False)
     assert result.returncode == 0 and json.loads(result.stdout) == {"sessions": []}
-    lines = told.decode().splitlines()
+    lines = told.splitlines()
     assert lines[0] == f"updating sessions, usage from {ANNOUNCED:,} events of the log..."
     assert lines[1].startswith("updated in ") and lines[1].endswith(" s")

@@ -102,9 +102,12 @@ def replay(names: tuple[str, ...], as_json: bool, db: str | None) -> None:
 
 
 def _replay_with_progress(runner, names):
+    """`rebuild` with a progress bar, redrawn after each batch it commits. Not on a timer: rich's
+    refresh thread would keep the runner from forking its helper processes (fork_is_safe)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=True) as bar:
+                  TimeRemainingColumn(), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("replaying", total=None)
-        return runner.rebuild(names, progress=lambda done, head: bar.update(task, completed=done, total=head))
+        return runner.rebuild(names, progress=lambda done, head: bar.update(task, completed=done, total=head,
+                                                                             refresh=True))
