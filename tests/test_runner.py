@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from eventstore import Store
 from eventstore.cli.projections import ANNOUNCED
-from projections.facts import helper_count
+from projections.facts import fork_is_safe, helper_count
 from projections.runner import INLINE_MAX, RebuildBusy, Runner, UnknownProjection, check_tables
 from projection_helpers import Counter, counts, new_event
 
@@ -302,3 +302,27 @@ def test_a_long_catch_up_is_announced_to_people_at_a_terminal_and_to_no_one_else
     lines = told.splitlines()
     assert lines[0] == f"updating sessions, usage from {ANNOUNCED:,} events of the log..."
     assert lines[1].startswith("updated in ") and lines[1].endswith(" s")
+
+
+def test_ingest_with_its_progress_bar_starts_no_thread_that_would_keep_the_helpers_away(tmp_path, monkeypatch):
+    import threading
+
+    from conftest import load_generator
+    from eventstore.cli.ingest import _ingest_with_progress
+    from eventstore.ingest import Ingester
+
+    root = tmp_path / "projects"
+    load_generator().generate(root, 300_000, seed=5)
+    during: list[set[str]] = []
+    ingest = Ingester.ingest
+
+    def watched(self, roots):  # the real ingest, noting which threads run beside it
+        during.append({t.name for t in threading.enumerate()})
+        return ingest(self, roots)
+
+    monkeypatch.setattr(Ingester, "ingest", watched)
+    with Store(tmp_path / "events.db") as store:
+        report = _ingest_with_progress(store, [root])
+        assert report.events_appended > 0
+        assert during and all(name == "MainThread" or name.startswith("eventstore-") for name in during[0])
+        assert fork_is_safe()  # the projections are built next, by forked helpers

@@ -108,14 +108,18 @@ def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
 
 
 def _ingest_with_progress(store, roots: list[Path]):
+    """Ingest with a progress bar, redrawn after each batch is committed. Not on a timer: rich
+    stops its refresh thread without waiting for it, and a thread still alive when the
+    projections are built next keeps the runner from forking its helpers (fork_is_safe)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
     from eventstore.ingest import Ingester
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("ingesting", total=None)
-        report = Ingester(store, progress=lambda done, total: bar.update(task, completed=done, total=total)).ingest(roots)
+        report = Ingester(store, progress=lambda done, total: bar.update(task, completed=done, total=total,
+                                                                         refresh=True)).ingest(roots)
     return report
 
 
