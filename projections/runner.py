@@ -294,11 +294,10 @@ class Runner:
     def catch_up(self, names: Collection[str] | None = None) -> CatchUpReport:
         """Bring projections (all, or those named) to the head of the log.
 
-        A projection never built is built from position 0: as a rebuild is, with helper
-        processes, when the log is long enough for them and the projection can be helped
-        (`_helpers_for`), else in place. One far behind the head (a large ingest into a log it
-        was built on) is advanced in place, with helpers working out what each range adds when
-        the gap is as long as that. One whose stored version differs from its code is
+        A projection never built gets empty tables at position 0. One far behind the head (a
+        first build, a large ingest) is advanced in place with helper processes working out what
+        each range adds, when the gap is long enough for them and it can be helped
+        (`_helpers_for`); the rest batch by batch. One whose stored version differs from its code is
         rebuilt into fresh tables and swapped in (unless another process is already rebuilding,
         in which case it is left as it is and listed in `skipped`).
         """
@@ -315,13 +314,6 @@ class Runner:
             else:
                 report.rebuilt.extend(rebuilt.projections)
                 report.events += rebuilt.events
-            checkpoints = self._checkpoints()
-        # Never built: built as a rebuild is when helpers would read a log this long (a first
-        # ingest), else in place below.
-        helped = [p for p in chosen if p.name not in checkpoints and has_facts(p)]
-        if helped and self._helpers_for(helped, self.store.head()):
-            with contextlib.suppress(RebuildBusy):
-                report.events += self._rebuild(helped).events
             checkpoints = self._checkpoints()
         fresh = [p for p in chosen if p.name not in checkpoints]
         if fresh:
@@ -506,14 +498,14 @@ class Runner:
         return after, total
 
     def _catch_up_helped(self, group: list[Projection], after: int) -> tuple[int, int]:
-        """Advance projections whose checkpoints all stand at `after`, far behind the head (a large
-        ingest into a log they were built on), in place, with helper processes working out each
-        range's facts as a rebuild does; returns (events read, errors recorded). Does nothing
-        when helpers would not pay (`_helpers_for` on the gap) or some projection cannot be
-        helped; stops when another process moves one of their checkpoints. `_catch_up_group`
-        does the rest."""
+        """Advance those of the projections whose checkpoints all stand at `after` that can be
+        helped, far behind the head (a first build, a large ingest), in place, with helper
+        processes working out each range's facts as a rebuild does; returns (events read, errors
+        recorded). Does nothing when helpers would not pay (`_helpers_for` on the gap); stops
+        when another process moves one of their checkpoints. `_catch_up_group` does the rest."""
+        group = [p for p in group if has_facts(p)]
         head = self.store.head()
-        helpers = self._helpers_for(group, head - after)
+        helpers = self._helpers_for(group, head - after) if group else 0
         if not helpers:
             return 0, 0
         total = errors = 0

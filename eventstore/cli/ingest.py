@@ -41,9 +41,8 @@ def _catch_up_projections(store) -> None:
 
 def _before_ingesting(store) -> None:
     """Bring the projections to the head of the log, where the runner's inline projections apply
-    new events inside each ingest transaction, from the bytes in hand, instead of reading them
-    back and decompressing them afterwards. Not before a first ingest: the projections are built
-    faster afterwards, with helper processes sharing out the reading, than inline in this one."""
+    small appends (a tail's) inside their own transaction, from the bytes in hand. Not before a
+    first ingest: everything is built afterwards, with helper processes sharing out the reading."""
     if store.head():
         _catch_up_projections(store)
 
