@@ -9,10 +9,22 @@ import sys
 
 def main() -> None:
     """Run the command line."""
+    if sys.stdout is None:  # started with its standard output closed (`>&-`)
+        sys.stderr.write("Error: standard output is closed; redirect it to a file or /dev/null\n")
+        sys.exit(1)
     from eventstore.warm_usage import serve
 
-    if serve(sys.argv[1:]):
-        return
+    try:
+        if serve(sys.argv[1:]):
+            return
+    except OSError as exc:  # the report could not be written (click's errors_reported, without click)
+        from eventstore.errors import describe_os_error, discard_stdout
+
+        discard_stdout()
+        if isinstance(exc, BrokenPipeError):
+            sys.exit(0)
+        sys.stderr.write(f"Error: {describe_os_error(exc)}\n")
+        sys.exit(1)
     from eventstore.cli import main as command_line
 
     command_line()

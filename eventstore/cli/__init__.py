@@ -48,6 +48,13 @@ class LazyGroup(click.Group):
         module, _, attribute = target.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
+    def invoke(self, ctx: click.Context):
+        """Run the command: errors end it with a line on stderr (common.errors_reported)."""
+        from eventstore.cli.common import errors_reported
+
+        with errors_reported():
+            return super().invoke(ctx)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db", type=click.Path(dir_okay=False), envvar="EVENTSTORE_DB",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from eventstore.errors import EventStoreError
+from eventstore.errors import EventStoreError, describe_os_error, discard_stdout
+
+
+COUNT = click.IntRange(min=0, max=2**63 - 1)
+"""A position, cursor, version or limit: a whole number from 0 up to what SQLite can hold."""
 
 
 def db_option(fn: Callable) -> Callable:
@@ -45,20 +49,21 @@ def open_store(db: str | None):
     return Store(db_path(db))
 
 
-def handle_errors(fn: Callable) -> Callable:
-    """Turn the library's named errors into a one-line message on stderr and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EventStoreError as exc:
-            raise click.ClickException(str(exc)) from None
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(0)
-
-    return wrapper
+@contextlib.contextmanager
+def errors_reported() -> Iterator[None]:
+    """End a command whose library raised a named error, or whose system call failed (a missing
+    directory, a full disk), with one line on stderr and exit status 1, not a traceback; a reader
+    gone from the pipe (`| head`) ends it quietly with status 0."""
+    try:
+        yield
+    except EventStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except BrokenPipeError:
+        discard_stdout()
+        raise click.exceptions.Exit(0) from None
+    except OSError as exc:
+        discard_stdout()
+        raise click.ClickException(describe_os_error(exc)) from None
 
 
 def emit_json(value: Any) -> None:
@@ -108,10 +113,14 @@ def print_for_people(renderable: Any) -> None:
     file, grep or less, as wide as it needs, so each row stays on one line and no cell is cut."""
     from rich.console import Console
 
-    console = Console()
+    class Output(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit with status 1; errors_reported decides
+            raise BrokenPipeError
+
+    console = Output()
     if not console.is_terminal:
         natural = Console(width=1_000_000).measure(renderable).maximum
-        console = Console(width=max(natural, console.width))
+        console = Output(width=max(natural, console.width))
     console.print(renderable)
 
 

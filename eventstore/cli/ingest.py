@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table, warn
+from eventstore.cli.common import db_option, emit_json, json_option, open_store, print_table, warn
 
 roots_argument = click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
 
@@ -83,7 +83,6 @@ def _summary(report) -> str:
 @roots_argument
 @json_option
 @db_option
-@handle_errors
 def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
     """Read what is new in every transcript file under the ROOTs, append it, update projections."""
     from eventstore.ingest import Ingester
@@ -125,7 +124,6 @@ def _ingest_with_progress(store, roots: list[Path]):
 @click.command()
 @roots_argument
 @db_option
-@handle_errors
 def tail(roots: tuple[Path, ...], db: str | None) -> None:
     """Ingest, then watch the ROOTs and ingest every change until SIGINT or SIGTERM."""
     from eventstore.ingest import Ingester
@@ -160,7 +158,6 @@ def tail(roots: tuple[Path, ...], db: str | None) -> None:
 @click.command("quarantine")
 @json_option
 @db_option
-@handle_errors
 def quarantine_(as_json: bool, db: str | None) -> None:
     """Lines that could not be decoded: file, offset, reason."""
     from eventstore.feed import iso

@@ -10,11 +10,11 @@ from itertools import islice
 import click
 
 from eventstore.cli.common import (
+    COUNT,
     TABLE_ROWS,
     db_option,
     emit_json,
     emit_json_lines,
-    handle_errors,
     json_option,
     more_rows,
     open_store,
@@ -27,12 +27,11 @@ CHANGES_PAGE = 5_000
 
 @click.command()
 @click.option("--stream", help="Only this stream's events, in version order.")
-@click.option("--after", type=int, default=0, show_default=True, help="Only events after this position.")
-@click.option("--limit", type=click.IntRange(min=0),
+@click.option("--after", type=COUNT, default=0, show_default=True, help="Only events after this position.")
+@click.option("--limit", type=COUNT,
               help=f"At most this many events (the table shows {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
-@handle_errors
 def events(stream: str | None, after: int, limit: int | None, as_json: bool, db: str | None) -> None:
     """The log itself: every event in order (JSON lines with --json)."""
     from eventstore.feed import iso, to_line
@@ -59,12 +58,11 @@ def events(stream: str | None, after: int, limit: int | None, as_json: bool, db:
 
 
 @click.command()
-@click.option("--since", "cursor", type=int, default=0, show_default=True, help="The cursor of the last change you have.")
-@click.option("--limit", type=click.IntRange(min=0),
+@click.option("--since", "cursor", type=COUNT, default=0, show_default=True, help="The cursor of the last change you have.")
+@click.option("--limit", type=COUNT,
               help=f"At most this many changes (the table shows {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
-@handle_errors
 def changes(cursor: int, limit: int | None, as_json: bool, db: str | None) -> None:
     """The sync feed: what changed after CURSOR; the last JSON line is {"cursor": N}."""
     from eventstore.feed import iso
@@ -105,10 +103,9 @@ def _change_lines(store, cursor: int, limit: int | None) -> Iterator[dict]:
 
 
 @click.command()
-@click.option("--since", "cursor", type=int, default=0, show_default=True, help="Only events after this position.")
+@click.option("--since", "cursor", type=COUNT, default=0, show_default=True, help="Only events after this position.")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @db_option
-@handle_errors
 def export(cursor: int, file: str, db: str | None) -> None:
     """Write the log (events with their data) to FILE as JSON lines ('-' for stdout)."""
     from eventstore import feed
@@ -130,7 +127,6 @@ def export(cursor: int, file: str, db: str | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @json_option
 @db_option
-@handle_errors
 def import_(file: str, as_json: bool, db: str | None) -> None:
     """Append the events of an export FILE, keeping their ids and versions (idempotent).
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+from eventstore.cli.common import COUNT, db_option, emit_json, json_option, open_store, print_table
 
 _expect_option = click.option(
-    "--expect-version", "expected_version", type=click.IntRange(min=1), default=None,
+    "--expect-version", "expected_version", type=click.IntRange(min=1, max=COUNT.max), default=None,
     help="Fail unless the memory is at this version (someone else may have changed it).")
 
 
@@ -58,7 +58,6 @@ def memories(ctx: click.Context) -> None:
 @click.option("--project", help="The project it belongs to (default: none, every project).")
 @json_option
 @db_option
-@handle_errors
 def add(text: str, tags: tuple[str, ...], project: str | None, as_json: bool, db: str | None) -> None:
     """Remember TEXT."""
     from projections import memories as lib
@@ -77,7 +76,6 @@ def add(text: str, tags: tuple[str, ...], project: str | None, as_json: bool, db
 @_expect_option
 @json_option
 @db_option
-@handle_errors
 def update(memory_id: str, text: str | None, tags: tuple[str, ...], clear_tags: bool, project: str | None,
            expected_version: int | None, as_json: bool, db: str | None) -> None:
     """Change a memory's text, tags or project."""
@@ -102,7 +100,6 @@ def update(memory_id: str, text: str | None, tags: tuple[str, ...], clear_tags: 
 @_expect_option
 @json_option
 @db_option
-@handle_errors
 def forget(memory_id: str, reason: str, expected_version: int | None, as_json: bool, db: str | None) -> None:
     """Forget a memory: it leaves lists and search; its history stays in the log (list --all shows it)."""
     from projections import memories as lib
@@ -120,7 +117,6 @@ def forget(memory_id: str, reason: str, expected_version: int | None, as_json: b
 @_expect_option
 @json_option
 @db_option
-@handle_errors
 def link(memory_id: str, session: str | None, task: str | None, expected_version: int | None, as_json: bool,
          db: str | None) -> None:
     """Link a memory to a session or a task."""
@@ -146,7 +142,6 @@ def _change_link(operation: str, memory_id: str, session: str | None, task: str 
 @_expect_option
 @json_option
 @db_option
-@handle_errors
 def unlink(memory_id: str, session: str | None, task: str | None, expected_version: int | None, as_json: bool,
            db: str | None) -> None:
     """Remove a link between a memory and a session or a task."""
@@ -161,7 +156,6 @@ def unlink(memory_id: str, session: str | None, task: str | None, expected_versi
 @click.option("--all", "include_deleted", is_flag=True, help="Forgotten memories too.")
 @json_option
 @db_option
-@handle_errors
 def list_(tag: str | None, project: str | None, session: str | None, task: str | None, include_deleted: bool,
           as_json: bool, db: str | None) -> None:
     """List memories, oldest first."""

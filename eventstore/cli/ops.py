@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from eventstore.cli.common import db_option, db_path, emit_json, handle_errors, json_option, open_store, print_table, warn
+from eventstore.cli.common import db_option, db_path, emit_json, json_option, open_store, print_table, warn
 
 
 @click.command("check")
@@ -15,7 +15,6 @@ from eventstore.cli.common import db_option, db_path, emit_json, handle_errors, 
               help="Also rebuild every projection into scratch tables and compare it with the live one.")
 @json_option
 @db_option
-@handle_errors
 def check_(deep: bool, as_json: bool, db: str | None) -> None:
     """Integrity of the database, the log and the projections; exit status 1 on any problem."""
     from eventstore.check import CheckReport, check
@@ -84,7 +83,6 @@ def _print_check(report) -> None:
 @click.option("--force", is_flag=True, help="Overwrite DEST if it exists.")
 @json_option
 @db_option
-@handle_errors
 def backup(dest: Path, force: bool, as_json: bool, db: str | None) -> None:
     """An online, consistent copy of the database at DEST (0600), taken while others write."""
     from eventstore.backup import backup as copy
@@ -104,7 +102,6 @@ def backup(dest: Path, force: bool, as_json: bool, db: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would be redacted; change nothing.")
 @json_option
 @db_option
-@handle_errors
 def redact(pattern: str, dry_run: bool, as_json: bool, db: str | None) -> None:
     """Replace every match of the regular expression PATTERN in stored payloads with [REDACTED].
 
@@ -141,7 +138,6 @@ def redact(pattern: str, dry_run: bool, as_json: bool, db: str | None) -> None:
 @click.command("audit")
 @json_option
 @db_option
-@handle_errors
 def audit_(as_json: bool, db: str | None) -> None:
     """Administrative operations: replay, import, redact, migrations."""
     import msgspec
@@ -175,7 +171,6 @@ def bench() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic tree.")
 @click.option("--skip-tail", is_flag=True, help="Leave out the tail-latency measurement.")
 @json_option
-@handle_errors
 def bench_ingest(corpus: Path | None, synthetic_mb: int | None, seed: int, skip_tail: bool, as_json: bool) -> None:
     """Ingest throughput against the storage ceiling, re-ingest, tail latency, peak RSS, size."""
     from eventstore.bench import run_ingest

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store
+from eventstore.cli.common import db_option, emit_json, json_option, open_store
 
 
 def runner_for(store, needed: Iterable[str] = ()):
@@ -78,7 +78,6 @@ def day_range(since: str | None, until: str | None) -> tuple[int | None, int | N
               help="Rebuild only this projection (repeatable; default: all).")
 @json_option
 @db_option
-@handle_errors
 def replay(names: tuple[str, ...], as_json: bool, db: str | None) -> None:
     """Rebuild projections from the log into fresh tables, swapped in when complete."""
     with open_store(db) as store:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table, warn
+from eventstore.cli.common import db_option, emit_json, json_option, open_store, print_table, warn
 
 ROLE_CHOICES = ("user", "assistant", "tool", "summary", "memory")
 
@@ -48,7 +48,6 @@ def _marked(snippet: str) -> str:
 @click.option("--syntax", is_flag=True, help="QUERY is FTS5 query syntax (AND, OR, NOT, NEAR, prefix*), not plain text.")
 @json_option
 @db_option
-@handle_errors
 def search(query: str, mode: str, project: str | None, session: str | None, roles: tuple[str, ...],
            since: str | None, until: str | None, limit: int, syntax: bool, as_json: bool, db: str | None) -> None:
     """Search prompts, replies, tool calls and results, summaries and memories for QUERY.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eventstore.cli.common import TABLE_ROWS, db_option, emit_json, handle_errors, json_option, more_rows, open_store, print_table
+from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table
 from eventstore.cli.projections import catch_up, day_range, local_time
 
 
@@ -12,11 +12,10 @@ from eventstore.cli.projections import catch_up, day_range, local_time
 @click.option("--project", metavar="TEXT", help="Only sessions whose project or cwd contains TEXT.")
 @click.option("--since", metavar="YYYYMMDD", help="Only sessions started on or after this local day.")
 @click.option("--until", metavar="YYYYMMDD", help="Only sessions started on or before this local day.")
-@click.option("--limit", type=click.IntRange(min=0),
+@click.option("--limit", type=COUNT,
               help=f"At most N sessions (the table shows the newest {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
-@handle_errors
 def sessions(project: str | None, since: str | None, until: str | None, limit: int | None, as_json: bool,
              db: str | None) -> None:
     """Claude Code sessions, newest first: project, title, times, messages, models, tokens and cost."""

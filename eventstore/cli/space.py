@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, handle_errors, json_option, open_store, print_table
+from eventstore.cli.common import db_option, emit_json, json_option, open_store, print_table
 
 
 @click.command()
 @json_option
 @db_option
-@handle_errors
 def stats(as_json: bool, db: str | None) -> None:
     """Events, raw and stored bytes, compression ratio, and the bytes of every table and index."""
     from eventstore.space import stats as measure
@@ -31,7 +30,6 @@ def stats(as_json: bool, db: str | None) -> None:
 @click.command()
 @json_option
 @db_option
-@handle_errors
 def compact(as_json: bool, db: str | None) -> None:
     """Compress every payload stored as it is, then VACUUM to return the space to the disk."""
     from eventstore.space import compress_payloads, schedule_compression

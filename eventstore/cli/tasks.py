@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from eventstore.cli.common import TABLE_ROWS, db_option, emit_json, handle_errors, json_option, more_rows, open_store, print_table
+from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table
 from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
@@ -32,12 +32,11 @@ def _parse_as_of(text: str) -> int:
 @click.option("--session", metavar="ID", help="Only tasks of this session.")
 @click.option("--as-of", "as_of", metavar="TIMESTAMP",
               help="Show the list as it stood at this time (ISO-8601; a date means its first instant).")
-@click.option("--limit", type=click.IntRange(min=0),
+@click.option("--limit", type=COUNT,
               help=f"At most N tasks (the table shows the first {TABLE_ROWS} unless given; --json, all).")
 @json_option
 @db_option
 @click.pass_context
-@handle_errors
 def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_of: str | None, limit: int | None,
           as_json: bool, db: str | None) -> None:
     """Tasks, by priority (high, medium, low, none) then most recently updated."""
@@ -74,7 +73,6 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
 @click.option("--session", metavar="ID", help="The session this task belongs to.")
 @json_option
 @db_option
-@handle_errors
 def add(title: str, priority: str | None, session: str | None, as_json: bool, db: str | None) -> None:
     """Record a new task of your own."""
     from schemas import tasks as task_events
@@ -96,11 +94,10 @@ def add(title: str, priority: str | None, session: str | None, as_json: bool, db
 @click.argument("task_id")
 @click.option("--status", type=click.Choice(STATUS_CHOICES), help="The new status.")
 @click.option("--priority", type=click.Choice((*PRIORITY_CHOICES, "none")), help="The new priority ('none' clears it).")
-@click.option("--expect-version", type=click.IntRange(min=0), metavar="N",
+@click.option("--expect-version", type=COUNT, metavar="N",
               help="Fail unless the task is still at version N (someone else may have changed it).")
 @json_option
 @db_option
-@handle_errors
 def set_(task_id: str, status: str | None, priority: str | None, expect_version: int | None, as_json: bool,
          db: str | None) -> None:
     """Change a task's status or priority."""

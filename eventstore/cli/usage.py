@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import click
 
-from eventstore.cli.common import db_option, db_path, handle_errors, json_option, print_for_people
+from eventstore.cli.common import db_option, db_path, json_option, print_for_people
 from eventstore.warm_usage import emit_report, warn_unpriced
 
 _USAGE = "usage"
 
 
 def _report_options(fn):
-    fn = handle_errors(fn)
     fn = db_option(fn)
     fn = json_option(fn)
     fn = click.option("--timezone", "zone", metavar="TZ",
