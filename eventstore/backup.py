@@ -20,7 +20,7 @@ import apsw
 import msgspec
 
 from eventstore.errors import DatabaseError
-from eventstore.storage import translated
+from eventstore.storage import make_private_directory, translated
 from eventstore.store import Store
 
 PAGES_PER_STEP = 256
@@ -61,9 +61,7 @@ def backup(store: Store, dest: str | os.PathLike[str], *, overwrite: bool = Fals
         if not overwrite:
             raise BackupExists(f"{dest} exists; remove it or pass --force to overwrite it")
     directory = dest.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
+    make_private_directory(directory)
     temporary = directory / f".{dest.name}.backup-{os.getpid()}"
     _remove(temporary)
     fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

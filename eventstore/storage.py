@@ -101,10 +101,7 @@ SETTINGS: tuple[Callable[[apsw.Connection], None], ...] = (
 
 def prepare_path(path: Path) -> None:
     """Create the database's directory (0700) and file (0600) if missing, whatever the umask."""
-    directory = path.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
+    make_private_directory(path.parent)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         try:
@@ -113,6 +110,21 @@ def prepare_path(path: Path) -> None:
             os.close(fd)
     elif path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077 and _owned(path):
         os.chmod(path, 0o600)
+
+
+def make_private_directory(directory: Path) -> None:
+    """Create a directory and every missing parent with mode 0700, whatever the umask (mkdir's
+    `parents` would give the parents the umask's mode): ~/.local/share, say, on a new machine."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process: its mode is its own
+            continue
+        os.chmod(directory, 0o700)
 
 
 def _owned(path: Path) -> bool:

@@ -126,7 +126,8 @@ def test_new_database_is_private_whatever_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for directory in (tmp_path / "deep", tmp_path / "deep" / "dir"):  # every directory it made
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     for sidecar in (Path(f"{path}-wal"), Path(f"{path}-shm")):
         if sidecar.exists():
             assert stat.S_IMODE(sidecar.stat().st_mode) & 0o077 == 0
