@@ -21,7 +21,7 @@ def default_roots() -> list[Path]:
         for entry in env.split(","):
             if entry.strip():
                 root = Path(entry.strip()).expanduser()
-                roots.append(root if root.name == "projects" else root / "projects")
+                roots.append(root / "projects")
         return [r for r in roots if r.is_dir()]
     candidates = [Path.home() / ".config" / "claude" / "projects", Path.home() / ".claude" / "projects"]
     return [r for r in candidates if r.is_dir()]

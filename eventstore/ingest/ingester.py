@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from stat import S_ISREG
 
 import msgspec
 import msgspec.structs
@@ -127,6 +128,9 @@ class Ingester:
                 stat = path.stat()
             except OSError as exc:
                 report.warnings.append(f"skipping {path}: {exc.strerror}")
+                continue
+            if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
+                report.warnings.append(f"skipping {path}: not a regular file")
                 continue
             checkpoint = checkpoints.get(str(path))
             if checkpoint is not None and _unchanged(checkpoint, stat):

@@ -45,6 +45,8 @@ def transcript_files(roots: Iterable[Path], on_error: Callable[[str], None]) -> 
         if root.is_file():
             if root.suffix == ".jsonl":
                 yield root
+            else:
+                on_error(f"skipping {root}: not a transcript (a .jsonl file) nor a directory of them")
             continue
 
         def report(exc: OSError) -> None:

@@ -1,0 +1,104 @@
+"""What the command line does when the system says no: a missing directory, a full disk, a closed
+or abandoned output, a number too large, a file that is not a transcript. One line on stderr and
+a non-zero status, never a traceback; a reader leaving the pipe early is not an error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+SAMPLE = REPO / "examples" / "projects" / "-home-dana-src-bench"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "events.db"
+    run_cli("ingest", str(SAMPLE), db=path)
+    return path
+
+
+def _failed_cleanly(result: subprocess.CompletedProcess, status: int = 1) -> str:
+    stderr = result.stderr.decode()
+    assert result.returncode == status, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    return stderr
+
+
+def test_a_missing_directory_is_named(db, tmp_path):
+    stderr = _failed_cleanly(run_cli("export", str(tmp_path / "no" / "such" / "x.jsonl"), db=db, check=False))
+    assert f"Error: {tmp_path / 'no' / 'such' / 'x.jsonl'}: No such file or directory" in stderr
+    inside_a_file = tmp_path / "notes.txt"
+    inside_a_file.write_text("notes")
+    stderr = _failed_cleanly(run_cli("tasks", "--json", db=inside_a_file / "x.db", check=False))
+    assert "Not a directory" in stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize("args", [("tasks", "--json"), ("usage", "daily", "--json"), ("sessions",)],
+                         ids=["json", "fast usage report", "table"])
+def test_a_full_disk_under_the_output_is_an_error(db, args):
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "eventstore", "--db", str(db), *args], stdout=full,
+                                stderr=subprocess.PIPE, timeout=120)
+    assert "Error: No space left on device" in _failed_cleanly(result)
+
+
+def test_a_closed_output_is_an_error(db):
+    result = subprocess.run([sys.executable, "-m", "eventstore", "--db", str(db), "tasks", "--json"],
+                            stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=120)
+    assert "standard output is closed" in _failed_cleanly(result)
+
+
+@pytest.mark.parametrize("args", [("stats",), ("events", "--json"), ("sessions",)])
+def test_a_reader_leaving_the_pipe_ends_the_command_quietly(db, args):
+    process = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command has written anything: its first write fails
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("args", [("events", "--json", "--limit", "99999999999999999999"),
+                                  ("events", "--after", "99999999999999999999"),
+                                  ("changes", "--since", "99999999999999999999"),
+                                  ("export", "-", "--since", "99999999999999999999")])
+def test_a_number_too_large_for_the_database_is_a_usage_error(db, args):
+    stderr = _failed_cleanly(run_cli(*args, db=db, check=False), status=2)
+    assert "is not in the range 0<=x<=9223372036854775807" in stderr
+
+
+def test_a_pipe_or_a_stray_file_among_the_roots_is_skipped_with_a_warning(tmp_path):
+    root = tmp_path / "projects" / "-p"
+    root.mkdir(parents=True)
+    shutil.copy(SAMPLE / "agent-29bc318c.jsonl", root)
+    os.mkfifo(root / "pipe.jsonl")  # opening it would wait for a writer forever
+    stray = tmp_path / "notes.txt"
+    stray.write_text("not a transcript")
+    result = run_cli("ingest", str(tmp_path / "projects"), str(stray), "--json", db=tmp_path / "e.db")
+    assert f"skipping {root / 'pipe.jsonl'}: not a regular file" in result.stderr.decode()
+    assert f"skipping {stray}: not a transcript" in result.stderr.decode()
+    assert b'"files":1,' in result.stdout
+
+
+def test_each_claude_config_dir_entry_is_read_under_its_projects(tmp_path):
+    config = tmp_path / "projects"  # an entry that is itself named projects gets /projects too
+    (config / "projects" / "-p").mkdir(parents=True)
+    shutil.copy(SAMPLE / "agent-29bc318c.jsonl", config / "projects" / "-p")
+    shutil.copy(SAMPLE / "agent-3574c9de.jsonl", config)  # not under projects/: not a transcript root
+    result = run_cli("ingest", "--json", db=tmp_path / "e.db", env={"CLAUDE_CONFIG_DIR": str(config)})
+    assert b'"files":1,' in result.stdout
+
+
+def test_a_backup_makes_every_missing_directory_private(db, tmp_path):
+    run_cli("backup", str(tmp_path / "copies" / "nested" / "b.db"), db=db)
+    for directory in (tmp_path / "copies", tmp_path / "copies" / "nested"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
