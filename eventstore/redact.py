@@ -108,6 +108,7 @@ def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progr
     report.dictionaries_replaced = len(tainted)
     if dry_run:
         report.events, report.positions = len(found), found[:LISTED_POSITIONS]
+        report.matches = _count_matches(store, regex, found)
         report.event_types = sorted(types)
         report.projections_rebuilt = _affected_projections(store, types)
         report.seconds = round(time.perf_counter() - started, 3)
@@ -173,6 +174,16 @@ def _scan_events(store: Store, regex: re.Pattern[bytes], after: int) -> tuple[li
                 found.append(position)
                 types.add(store.names.name(store.db.conn, type_no))
         after = rows[-1][0]
+
+
+def _count_matches(store: Store, regex: re.Pattern[bytes], positions: list[int]) -> int:
+    """How many matches redacting the payloads at these positions would replace (as `_rewrite` counts them)."""
+    matches = 0
+    for start in range(0, len(positions), BATCH):
+        with store.db.read() as conn:
+            found = payloads.read_positions(conn, store.codec, positions[start:start + BATCH])
+        matches += sum(len(regex.findall(payload)) for payload in found.values())
+    return matches
 
 
 def _scan_quarantine(store: Store, regex: re.Pattern[bytes]) -> list[int]:
