@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections import deque
@@ -70,13 +71,32 @@ _reader = None
 _projections: Sequence[Projection] = ()
 
 
-def _start_helper(path: str, projections: Sequence[Projection], reading: dict) -> None:
+def _start_helper(path: str, projections: Sequence[Projection], reading: dict, runner: int) -> None:
     global _reader, _projections
     from eventstore.store import BatchReader, Store
 
+    _die_with(runner)
     gc.disable()  # a helper lives for one rebuild (what it leaves goes with it); collecting cost it 4%
     _reader = BatchReader(Store(path, read_only=True), -1, **reading)  # spans bound what is read
     _projections = projections
+
+
+def _die_with(runner: int) -> None:
+    """Have the kernel kill this helper when the runner's process dies (Linux's parent-death
+    signal), however it dies (kill -9, the terminal closed, the OOM killer). An orphaned helper
+    would wait forever on its queues, and since the fork it shares the runner's rebuild lock, so
+    every later replay would be refused as busy."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: helpers are only forked on Linux (fork_is_safe)
+        return
+    if os.getppid() != runner:  # the runner died before the call: nobody would send the signal
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _facts_of(span: tuple[int, int]) -> RangeFacts:
@@ -104,7 +124,7 @@ class FactsPool:
                    "payload_types": None if payload_types is None else sorted(payload_types)}
         self.helpers = helpers
         self._pool = ProcessPoolExecutor(helpers, mp_context=context, initializer=_start_helper,
-                                         initargs=(str(path), list(projections), reading))
+                                         initargs=(str(path), list(projections), reading, os.getpid()))
 
     def facts(self, spans: Sequence[tuple[int, int]]) -> Iterator[RangeFacts | tuple[int, int, int, None]]:
         """The facts of each (after, through] range, in the order given. A range whose facts could

@@ -505,3 +505,66 @@ def test_search_projections_rebuilt_with_helpers_equal_an_in_process_rebuild(ing
     assert helped.rebuild().helpers == 2
     assert search_state(store) == alone
     helped.close()
+
+
+KILLED_REPLAY = """
+import sys, time
+from eventstore import Store
+from projections.runner import Runner
+from projections.sessions import SessionsProjection
+
+runner = Runner(Store(sys.argv[1]), [SessionsProjection()], helpers=2, rebuild_batch_size=200)
+
+def stalled(done, head):
+    print("helped", flush=True)  # the helpers are at work: the first range is applied
+    time.sleep(600)
+
+runner.rebuild(progress=stalled)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if f"\nPPid:\t{pid}\n" in status:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether a process is alive: not gone, and not a zombie waiting for an init to reap it."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process table in /proc (Linux)")
+def test_helpers_die_with_a_killed_replay_and_leave_no_lock_behind(ingested):
+    """kill -9 of a replay (or a closed terminal, or the OOM killer) takes its helpers with it:
+    orphans waited forever, holding the rebuild lock they share with it, so every later replay
+    was refused as busy."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    replay = subprocess.Popen([sys.executable, "-c", KILLED_REPLAY, str(ingested.path)], stdout=subprocess.PIPE)
+    try:
+        assert replay.stdout.readline() == b"helped\n"
+        helpers = _children(replay.pid)
+        assert len(helpers) == 2
+    finally:
+        replay.send_signal(signal.SIGKILL)
+        replay.wait()
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in helpers if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive == []
+    report = Runner(ingested, [SessionsProjection()], helpers=0).rebuild()  # not refused as busy
+    assert report.events > 0
