@@ -44,8 +44,12 @@ def use_incremental_vacuum(conn: apsw.Connection) -> None:
     """New databases keep a map of their pages (auto_vacuum = INCREMENTAL), so that the pages a
     bulk build frees (full-text segments merged away: about 1 MB after ingesting the 500 MB
     generated tree) can go back to the file system (`Database.release_free_pages`). A database
-    created without it keeps its mode until `eventstore compact` rebuilds it."""
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    created without it keeps its mode until `eventstore compact` rebuilds it.
+
+    Set on a new, empty file only: the pragma takes the write lock even when it changes nothing,
+    so every command opening the database would wait for a writer's transaction to end."""
+    if conn.execute("PRAGMA page_count").fetchall()[0][0] == 0:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
 
 
 def use_wal(conn: apsw.Connection) -> None:

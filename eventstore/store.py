@@ -297,6 +297,13 @@ class Store:
             space.compress_payloads(self)
 
     def _own_client(self) -> tuple[str, int]:
+        """This database's client id and its number, made on first use. Read first: opening a
+        store must not wait for another process's write transaction (a replay's, an ingest's)."""
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT c.client_id, c.client_no FROM meta m JOIN clients c ON c.client_id = m.value"
+                                " WHERE m.key = 'client_id'").fetchall()
+        if rows:
+            return rows[0]
         with self.db.write() as conn:
             rows = conn.execute("SELECT value FROM meta WHERE key = 'client_id'").fetchall()
             if rows:

@@ -343,6 +343,8 @@ class Runner:
         total = errors = 0
         active = list(group)
         while active:
+            if not self.behind([p.name for p in active]):  # a read: having nothing to do takes no write lock
+                break
             with self.store.transaction() as tx:
                 checkpoints = self._checkpoints(tx)
                 # Another process (or the inline hook) may have moved some of them meanwhile.

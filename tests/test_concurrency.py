@@ -38,3 +38,36 @@ def test_two_processes_append_concurrently(tmp_path):
             for k in range(3):
                 versions = [e.version for e in s.read_stream(f"{name}-{k}")]
                 assert versions == list(range(1, len(versions) + 1))
+
+
+HOLDER = """
+import sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("CREATE TABLE held (x)")
+print("holding", flush=True)
+sys.stdin.read()  # until the test is done
+"""
+
+
+def test_queries_answer_while_another_process_holds_the_write_lock(tmp_path):
+    """A replay's batch or the swap at its end, an ingest's commit, a compact's VACUUM: while any
+    writer holds the lock, reading commands answer at once. Opening the store took the write
+    lock (its client id, the auto_vacuum pragma), and so did a catch-up with nothing to do, so
+    each failed after 5 s, or waited a minute."""
+    from conftest import REPO, run_cli
+
+    db = tmp_path / "events.db"
+    run_cli("ingest", str(REPO / "examples" / "projects"), db=db)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"holding\n"
+        for args in (["events", "--json", "--limit", "1"], ["sessions", "--json"], ["tasks", "--json"],
+                     ["usage", "daily", "--json"], ["search", "test", "--json"], ["changes", "--json"],
+                     ["memories", "list", "--json"], ["quarantine", "--json"], ["stats", "--json"]):
+            result = subprocess.run([sys.executable, "-m", "eventstore", "--db", str(db), *args],
+                                    capture_output=True, timeout=30)  # the writer retries for 60 s
+            assert result.returncode == 0, (args, result.stderr.decode())
+        assert holder.poll() is None  # the lock was held throughout
+    finally:
+        holder.communicate(b"", timeout=30)
