@@ -379,9 +379,11 @@ def build_report(conn, kind: str, since: str | None, until: str | None, zone: st
     return report(kind, daily_rows(conn, zone_offsets(zone)), since=since, until=until)
 
 
-def warm_report(path, kind: str, since: str | None, until: str | None, zone: str | None) -> Report | None:
-    """The report straight from the read model when it is built and at the head of the log, in
-    one snapshot; None when it is not (or the file cannot be read), for the caller to catch up."""
+def warm_report(path, kind: str, since: str | None, until: str | None, zone: str | None,
+                schema_version: int) -> Report | None:
+    """The report straight from the read model when the database is at `schema_version` (this
+    code's) and the model is built and at the head of the log, in one snapshot; None when not (or
+    the file cannot be read), for the caller to migrate, catch up or refuse."""
     import apsw
 
     try:
@@ -392,7 +394,9 @@ def warm_report(path, kind: str, since: str | None, until: str | None, zone: str
         conn.set_busy_timeout(5_000)
         conn.execute("BEGIN")
         try:
-            return build_report(conn, kind, since, until, zone) if is_fresh(conn) else None
+            if conn.execute("PRAGMA user_version").fetchall()[0][0] != schema_version or not is_fresh(conn):
+                return None
+            return build_report(conn, kind, since, until, zone)
         finally:
             conn.execute("COMMIT")
     except apsw.Error:

@@ -55,3 +55,23 @@ def test_anything_else_is_left_to_click():
 def test_bad_values_get_click_errors(tmp_path):
     result = run(tmp_path / "e.db", ["--db", str(tmp_path / "e.db"), "usage", "daily", "--json", "--since", "yesterday"], fast=True)
     assert result.returncode == 2 and b"YYYYMMDD" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_database_from_a_newer_version_is_refused_not_read(tmp_path):
+    """The fast path read a built usage model whatever the schema; every other command refuses."""
+    import apsw
+
+    from conftest import REPO
+    from eventstore.storage import latest_schema_version
+    from eventstore.warm_usage import schema_version
+
+    assert schema_version() == latest_schema_version()
+    db = tmp_path / "e.db"
+    subprocess.run([sys.executable, "-m", "eventstore", "--db", str(db), "ingest", str(REPO / "examples" / "projects")],
+                   check=True, capture_output=True)
+    assert run(db, ["--db", str(db), "usage", "daily", "--json"], fast=True).returncode == 0
+    with apsw.Connection(str(db)) as conn:
+        conn.execute(f"PRAGMA user_version = {latest_schema_version() + 1}")
+    result = run(db, ["--db", str(db), "usage", "daily", "--json"], fast=True)
+    assert result.returncode == 1 and result.stdout == b""
+    assert "upgrade eventstore" in result.stderr.decode()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from eventstore.cli.common import db_option, db_path, json_option, print_for_people
-from eventstore.warm_usage import emit_report, warn_unpriced
+from eventstore.warm_usage import emit_report, schema_version, warn_unpriced
 
 _USAGE = "usage"
 
@@ -69,7 +69,7 @@ def run(kind: str, *, since: str | None, until: str | None, zone: str | None, as
     def build(conn) -> dict:
         return usage_report.build_report(conn, kind, since, until, zone)
 
-    doc = usage_report.warm_report(db_path(db), kind, since, until, zone)
+    doc = usage_report.warm_report(db_path(db), kind, since, until, zone, schema_version())
     if doc is None:
         doc = _caught_up(db, build)
     if as_json:
