@@ -296,7 +296,7 @@ class Database:
                 f"{self.path} was written by a newer eventstore (schema {user_version}; this "
                 f"version knows up to {latest}); upgrade eventstore to use it"
             )
-        if user_version == 0 and tables - {"sqlite_sequence"}:
+        if (user_version == 0 and tables - {"sqlite_sequence"}) or (user_version > 0 and not {"meta", "events"} <= tables):
             raise errors.NotADatabase(
                 f"{self.path} is a SQLite database but not an eventstore one "
                 f"(it has tables {', '.join(sorted(tables)[:5])}); point --db at another path"

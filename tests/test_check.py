@@ -69,6 +69,7 @@ def test_a_sound_store_passes_deep_check_and_json_shape(db):
         assert not conn.execute("SELECT name FROM sqlite_schema WHERE name GLOB 'chk_*'").fetchall()
     human = run_cli("check", db=db)
     assert human.stdout.decode().rstrip().endswith("ok")
+    assert "triggers in place" in human.stdout.decode()  # it said MISSING once there were six
 
 
 def test_a_removed_event_shows_as_a_gap_and_a_broken_stream(db):

@@ -113,6 +113,16 @@ def test_concatenated_objects_torn_lines_and_garbage(tmp_path):
     assert len(out["quarantine"]) == 3 and set(out["quarantine"][0]) >= {"file", "offset", "reason"}
 
 
+def test_a_quarantine_reason_says_what_and_where(tmp_path):
+    transcript = tmp_path / "s.jsonl"
+    transcript.write_bytes(b'{"type":"user","message":{"content":"a\x00b"}}\n{"type":"user",\n')
+    with Store(tmp_path / "e.db") as store:
+        Ingester(store).ingest([transcript])
+        reasons = [q.reason for q in listing(store.db.conn)]
+    assert reasons == ["not JSON: Invalid control character at character 38",
+                       "not JSON: Expecting property name enclosed in double quotes at character 15"]
+
+
 def test_rewritten_shrunk_and_deleted_files(tmp_path):
     root = tmp_path / "p" / "proj"
     root.mkdir(parents=True)

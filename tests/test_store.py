@@ -141,10 +141,12 @@ def test_file_that_is_not_a_database_is_refused(tmp_path):
     assert path.read_bytes().startswith(b"these are my notes")
 
 
-def test_foreign_sqlite_database_is_refused(tmp_path):
+@pytest.mark.parametrize("user_version", [0, 3], ids=["unversioned", "versioned by its own program"])
+def test_foreign_sqlite_database_is_refused(tmp_path, user_version):
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.execute(f"PRAGMA user_version = {user_version}")
     conn.commit()
     conn.close()
     with pytest.raises(NotADatabase, match="not an eventstore one"):

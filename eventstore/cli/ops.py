@@ -49,13 +49,15 @@ def _stderr_progress(quiet: bool):
 
 
 def _print_check(report) -> None:
+    from eventstore.check import TRIGGERS
+
     checks = report.checks
     if "integrity" in checks:
         click.echo(f"integrity: {'ok' if checks['integrity']['ok'] else 'DAMAGED'}")
     if "log" in checks:
         log = checks["log"]
         click.echo(f"log: {log['events']} events, head {log['head']}, {log['streams']} streams, "
-                   f"triggers {'in place' if len(log['append_only_triggers']) == 2 else 'MISSING'}")
+                   f"triggers {'in place' if len(log['append_only_triggers']) == len(TRIGGERS) else 'MISSING'}")
     if "payloads" in checks:
         click.echo(f"payloads: {checks['payloads']['decoded']} decode, {checks['payloads']['failed']} do not")
     if "quarantine" in checks:

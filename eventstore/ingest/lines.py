@@ -103,7 +103,7 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
         try:
             _, end = decoder.raw_decode(text, index)
         except (json.JSONDecodeError, RecursionError) as exc:
-            reason = f"not JSON: {exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not JSON: nested too deeply"
+            reason = _json_reason(exc) if isinstance(exc, json.JSONDecodeError) else "not JSON: nested too deeply"
             if not starts:
                 yield Bad(offset, reason, line)
                 return
@@ -129,6 +129,12 @@ def _split_concatenated(offset: int, line: bytes, fallback_session: str) -> Iter
 _stream_prefixes: dict[str, tuple[str, object]] = {}
 """Session id -> (stream name, hash state of the stream's id prefix), reused line after line."""
 _EVENT_TYPES = {record_type: event_type(record_type) for record_type in RECORD_TYPES}
+
+
+def _json_reason(exc: json.JSONDecodeError) -> str:
+    """Why a line is not JSON, where: `Invalid control character at character 81`."""
+    where = "character" if exc.msg.endswith(" at") else "at character"  # some messages end in "at"
+    return f"not JSON: {exc.msg} {where} {exc.pos}"
 
 
 def _event(data: bytes, header, fallback_session: str, shared_line: str | None = None) -> NewEvent:
