@@ -35,6 +35,7 @@ from eventstore.feed import iso
 from schemas import lean
 from schemas import tasks as task_events
 from schemas.envelope import RecordedEvent
+from schemas.transcript import as_utf8
 from schemas.transcript_events import session_of_stream
 
 __all__ = ["TaskRow", "TasksProjection", "derived_id", "get_task", "list_tasks", "parse_status_filter"]
@@ -113,8 +114,8 @@ _LINE = msgspec.json.Decoder(_Line)
 def _line(data: bytes) -> _Line:
     try:
         return _LINE.decode(data)
-    except msgspec.ValidationError:
-        obj = msgspec.json.decode(data)  # not JSON at all: let it raise, the runner records it
+    except (msgspec.DecodeError, UnicodeDecodeError):  # incl. ValidationError
+        obj = msgspec.json.decode(as_utf8(data))  # not JSON at all: let it raise, the runner records it
     if not isinstance(obj, dict):
         return _Line()
     message = obj.get("message")

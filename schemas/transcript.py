@@ -37,7 +37,7 @@ __all__ = [
     "ToolReferenceBlock", "ToolResultBlock", "ToolResultContent", "ToolUseBlock",
     "ToolUseResult", "TurnDurationRecord", "UnknownBlock", "UnknownProgress", "UnknownRecord",
     "Usage", "UsageIteration", "UserMessage", "UserRecord", "WaitingForTask",
-    "decode_header", "decode_record",
+    "as_utf8", "decode_header", "decode_record",
 ]
 
 
@@ -723,13 +723,24 @@ def decode_header(data: bytes) -> Header:
     return _coerce_struct(_INFOS[Header], obj) if isinstance(obj, dict) else Header()
 
 
+def as_utf8(data: bytes) -> bytes | str:
+    """`data` when it is UTF-8, else its text with U+FFFD for each byte that is not: a line damaged
+    on disk is JSON but for those bytes, and the log keeps it as it was; readers read the rest."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace")
+    return data
+
+
 def decode_record(data: bytes) -> Record:
-    """Decode one JSON line into its record type; never raises for valid JSON."""
+    """Decode one JSON line into its record type; never raises for valid JSON (bytes that are not
+    UTF-8 read as U+FFFD, see `as_utf8`)."""
     try:
         kind = _KIND_DECODER.decode(data)
         return _DECODERS[_record_class(kind.type, kind.subtype)].decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # incl. ValidationError
-        obj = _decode_any(data)
+        obj = _decode_any(as_utf8(data))
     if obj is _TOO_DEEP:
         return UnknownRecord()
     try:

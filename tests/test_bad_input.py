@@ -65,6 +65,7 @@ lines = st.one_of(
     json_values.map(as_line),
     records.map(as_line),
     st.lists(records.map(as_line), min_size=2, max_size=3).map(b"".join),  # objects back to back on one line
+    records.map(as_line).map(lambda b: b.replace(b"a", b"\xe9", 1)),  # a byte damaged: JSON, but not UTF-8
 )
 files = st.lists(st.lists(lines, max_size=8).map(lambda ls: b"".join(line + b"\n" for line in ls))
                  .flatmap(lambda body: st.sampled_from([body, body + b'{"torn": tr'])),  # maybe a torn last line
@@ -93,3 +94,30 @@ def test_any_bytes_are_ingested_or_quarantined_and_check_stays_clean(tmp_path_fa
         assert result.ok, [p.message for p in result.problems]
         again = Ingester(store).ingest([base / "projects"])
         assert again.events_appended == 0 and again.quarantined == 0
+
+
+def test_a_line_damaged_inside_its_text_is_kept_and_read_around_the_damage(tmp_path):
+    """Bytes that are not UTF-8 inside a string (a disk error, a bad copy) leave the line JSON but
+    for them: it is kept in the log as it is, and the projections read it with U+FFFD there. The
+    sessions projection recorded an error for it, so `check` failed for good, and search missed it."""
+    from conftest import run_cli
+
+    prompt = (b'{"type":"user","sessionId":"s1","uuid":"u1","timestamp":"2026-06-01T10:00:00.000Z",'
+              b'"message":{"role":"user","content":"find the zebra \xff\xfe in the log"}}')
+    todo = (b'{"type":"assistant","sessionId":"s1","uuid":"u2","parentUuid":"u1","timestamp":"2026-06-01T10:00:01.000Z",'
+            b'"message":{"id":"m1","role":"assistant","model":"claude-sonnet-4-20250514","content":[{"type":"tool_use",'
+            b'"id":"t1","name":"TodoWrite","input":{"todos":[{"content":"feed the \xe9 zebra","status":"pending"}]}}]}}')
+    transcript = tmp_path / "s1.jsonl"
+    transcript.write_bytes(prompt + b"\n" + todo + b"\n")
+    db = tmp_path / "e.db"
+    report = json.loads(run_cli("ingest", str(transcript), "--json", db=db).stdout)
+    assert report["events_appended"] == 2 and report["quarantined"] == 0
+    assert json.loads(run_cli("check", "--json", db=db).stdout)["ok"]
+    sessions = json.loads(run_cli("sessions", "--json", db=db).stdout)["sessions"]
+    assert [(s["session_id"], s["messages"]) for s in sessions] == [("s1", 2)]
+    found = json.loads(run_cli("search", "zebra", "--json", db=db).stdout)["results"]
+    assert {r["event_position"] for r in found} >= {1}
+    tasks = json.loads(run_cli("tasks", "--json", db=db).stdout)["tasks"]
+    assert [t["title"] for t in tasks] == ["feed the \ufffd zebra"]
+    with Store(db) as store:
+        assert [e.data for e in store.read_all()] == [prompt, todo]
