@@ -286,6 +286,11 @@ class Database:
             }
             user_version = self.conn.execute("PRAGMA user_version").fetchall()[0][0]
         except (apsw.NotADBError, apsw.CorruptError):
+            if _sqlite_header(self.path):  # a SQLite file, cut short or overwritten in part
+                raise errors.CorruptDatabase(
+                    f"{self.path} is damaged (SQLite cannot read it); restore it from a backup, or move it "
+                    "away and ingest again: the transcripts Claude Code still keeps come back"
+                ) from None
             raise errors.NotADatabase(
                 f"{self.path} is not an eventstore database (it is not a SQLite file); "
                 "point --db at another path or move this file away"
@@ -331,6 +336,15 @@ class Database:
 def now_ms() -> int:
     """The current time in integer milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
+
+
+def _sqlite_header(path: Path) -> bool:
+    """Whether a file begins as every SQLite database does."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(16) == b"SQLite format 3\0"
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

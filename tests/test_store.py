@@ -18,6 +18,7 @@ from hypothesis import given, settings
 
 from conftest import new_event
 from eventstore import (
+    CorruptDatabase,
     EventIdConflict,
     ExpectedVersion,
     NotADatabase,
@@ -139,6 +140,16 @@ def test_file_that_is_not_a_database_is_refused(tmp_path):
     with pytest.raises(NotADatabase, match="not an eventstore database"):
         Store(path)
     assert path.read_bytes().startswith(b"these are my notes")
+
+
+def test_a_database_cut_short_is_called_damaged_not_foreign(tmp_path):
+    path = tmp_path / "events.db"
+    with Store(path) as s:
+        s.append([new_event(data=os.urandom(2000).hex().encode()) for _ in range(100)])
+    with open(path, "r+b") as file:
+        file.truncate(8192)
+    with pytest.raises(CorruptDatabase, match="is damaged .* restore it from a backup"):
+        Store(path)
 
 
 @pytest.mark.parametrize("user_version", [0, 3], ids=["unversioned", "versioned by its own program"])

@@ -225,7 +225,8 @@ class Ingester:
                 offset += consumed
                 pending = buffer[consumed:]
                 if len(pending) > MAX_LINE and not skipping:
-                    batch.bad.append((checkpoint.path, Bad(offset, f"line longer than the {MAX_LINE}-byte limit", pending[:MAX_LINE])))
+                    batch.bad.append((checkpoint.path, Bad(offset, f"line longer than the {MAX_LINE}-byte limit: only its "
+                                                                   f"first {MAX_LINE} bytes are kept", pending[:MAX_LINE])))
                     skipping = True
                 if skipping:
                     offset += len(pending)
