@@ -2,19 +2,21 @@
 
 Sources, folded in log order:
 
-* `task.created` / `task.updated` (schemas.tasks): tasks a person records. The task's version
-  is its stream's version, which `tasks set --expect-version` checks.
+* `task.created` / `task.updated` (schemas.tasks): tasks a person records, or a person's
+  changes to any task.
 * TodoWrite tool uses: each call is the whole list of one session's (or subagent's) todos.
   It is diffed against the list as it stood: a new item becomes a task (`todowrite`), a
   changed status or priority an update, and an item dropped from the list while not
-  completed becomes `deleted`. Ids are stable: derived from session, agent, content (and the
+  completed becomes `deleted`. Only what the list changed is taken: a status or priority a
+  person set stays until the list itself changes it. Ids are stable: derived from session, agent, content (and the
   item's rank among equal contents).
 * TaskCreate / TaskUpdate tool uses, applied when their result arrives without an error.
   Their ids are per-list integers ("1", "2", ...), the list being the session's (subagents and
   teammates write to their session's list); ours are derived from session and that id.
 
-Tasks derived from transcripts have version 0 until a person updates one. Every change is kept
-in `task_history`, so the list can be shown as it stood at any time (`tasks --as-of`).
+A task's version counts its changes, whoever made them (1: as created), so `tasks set
+--expect-version` notices a change Claude Code made since the task was read. Every change is
+kept in `task_history`, so the list can be shown as it stood at any time (`tasks --as-of`).
 Owns the tables in `TasksProjection.tables`.
 """
 
@@ -59,9 +61,11 @@ CREATE TABLE {p}tasks (
     source           TEXT NOT NULL,     -- user | todowrite | taskcreate
     list_key         TEXT,              -- the Claude Code list it belongs to
     in_list          INTEGER NOT NULL DEFAULT 0,  -- in that list's latest TodoWrite snapshot
+    listed_status    TEXT,              -- what that list last said of it (NULL: not from a list)
+    listed_priority  TEXT,
     created_at       INTEGER NOT NULL,  -- ms since the epoch
     updated_at       INTEGER NOT NULL,
-    version          INTEGER NOT NULL   -- the task stream's version (0: never touched by a person)
+    version          INTEGER NOT NULL   -- its changes so far, whoever made them (1: as created)
 ) WITHOUT ROWID;
 CREATE INDEX {p}tasks_list ON {p}tasks (list_key) WHERE in_list = 1;
 
@@ -183,13 +187,15 @@ class _State(msgspec.Struct):
     version: int
     in_list: int
     list_key: str | None = None
+    listed_status: str | None = None
+    listed_priority: str | None = None
 
 
 class TasksProjection:
     """Tasks from people (task.* events) and from Claude Code (TodoWrite, TaskCreate/TaskUpdate)."""
 
     name = NAME
-    version = "1"
+    version = "2"
     handles = frozenset((_ASSISTANT, _USER)) | task_events.TYPES
     payloads = handles
     inline = True
@@ -281,7 +287,7 @@ class _Fold:
         at = _at(event)
         if isinstance(payload, task_events.TaskCreated):
             state = _State(title=payload.title, status=payload.status, priority=_priority(payload.priority),
-                           version=event.version, in_list=0)
+                           version=1, in_list=0)
             self._put(payload.task_id, state, event.position, at, created=True, session=payload.session_id,
                       source=USER, list_key=None)
             return
@@ -294,7 +300,6 @@ class _Fold:
             state.status = payload.status
         if payload.priority is not None:
             state.priority = _priority(payload.priority)
-        state.version = event.version
         self._put(payload.task_id, state, event.position, at)
 
     def assistant(self, event: RecordedEvent, line: _Line) -> None:
@@ -357,11 +362,18 @@ class _Fold:
         for task_id, (content, status, priority) in current.items():
             state = self._get(task_id)
             if state is None:
-                self._put(task_id, _State(title=content, status=status, priority=priority, version=0, in_list=1),
+                self._put(task_id, _State(title=content, status=status, priority=priority, version=1, in_list=1,
+                                          listed_status=status, listed_priority=priority),
                           event.position, at, created=True, session=session, source=TODOWRITE, list_key=list_key)
-            elif (state.status, state.priority, state.in_list) != (status, priority, 1):
+                continue
+            if state.in_list:  # take what the list changed; keep what a person set and the list did not touch
+                status = status if status != state.listed_status else state.status
+                priority = priority if priority != state.listed_priority else state.priority
+            if (state.status, state.priority, state.in_list, state.listed_status, state.listed_priority) != (
+                    status, priority, 1, *current[task_id][1:]):
                 changed = (state.status, state.priority) != (status, priority)
                 state.status, state.priority, state.in_list = status, priority, 1
+                state.listed_status, state.listed_priority = current[task_id][1:]
                 self._put(task_id, state, event.position, at, history=changed)
         listed = {task_id for (task_id,) in self.tx.execute(
             f"SELECT task_id FROM {self.p}tasks WHERE list_key = ? AND in_list = 1", (list_key,))}
@@ -392,7 +404,7 @@ class _Fold:
         task_id = derived_id(TASKCREATE, session, number)
         state = self._get(task_id)
         if state is None:
-            self._put(task_id, _State(title=subject, status="pending", priority=None, version=0, in_list=0),
+            self._put(task_id, _State(title=subject, status="pending", priority=None, version=1, in_list=0),
                       *where, created=True, session=session, source=TASKCREATE, list_key=session)
         elif state.title != subject:
             state.title = subject
@@ -433,7 +445,8 @@ class _Fold:
         for task_id in wanted:
             states[task_id] = None
         for task_id, *row in self.tx.execute(
-                f"SELECT task_id, title, status, priority, version, in_list, list_key FROM {self.p}tasks"
+                f"SELECT task_id, title, status, priority, version, in_list, list_key, listed_status, listed_priority"
+                f" FROM {self.p}tasks"
                 f" WHERE task_id IN (SELECT value FROM json_each(?))", (msgspec.json.encode(wanted),)):
             self._keep(task_id, _State(*row))
 
@@ -445,14 +458,18 @@ class _Fold:
     def _put(self, task_id: str, state: _State, position: int, at: int, *, created: bool = False,
              session: str | None = None, source: str | None = None, list_key: str | None = None,
              history: bool = True) -> None:
-        """Change a task: the batch's view now, the row when `write` runs at the end of the batch."""
+        """Change a task: the batch's view now, the row when `write` runs at the end of the batch. A
+        change kept in the history (`history`) counts in its version."""
         if created:
             state.list_key = list_key
             self.writes.append((True, (task_id, state.title, state.status, state.priority, session, source, list_key,
-                                       state.in_list, at, at, state.version)))
+                                       state.in_list, state.listed_status, state.listed_priority, at, at,
+                                       state.version)))
         else:
-            self.writes.append((False, (state.title, state.status, state.priority, state.in_list, state.version,
-                                        at if history else None, task_id)))
+            if history:
+                state.version += 1
+            self.writes.append((False, (state.title, state.status, state.priority, state.in_list, state.listed_status,
+                                        state.listed_priority, state.version, at if history else None, task_id)))
         self._keep(task_id, state)
         if history:
             self.history.append((task_id, position, at, state.title, state.status, state.priority, state.version))
@@ -462,9 +479,10 @@ class _Fold:
         would row by row): one statement for each run of inserts or of updates, one for the history."""
         p = self.p
         insert = _put_sql(p, "tasks", ("task_id", "title", "status", "priority", "session_id", "source", "list_key",
-                                       "in_list", "created_at", "updated_at", "version"), 1)
-        update = (f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, version = ?,"
-                  " updated_at = coalesce(?, updated_at) WHERE task_id = ?")
+                                       "in_list", "listed_status", "listed_priority", "created_at", "updated_at",
+                                       "version"), 1)
+        update = (f"UPDATE {p}tasks SET title = ?, status = ?, priority = ?, in_list = ?, listed_status = ?,"
+                  " listed_priority = ?, version = ?, updated_at = coalesce(?, updated_at) WHERE task_id = ?")
         for created, run in itertools.groupby(self.writes, key=itemgetter(0)):
             self.tx.executemany(insert if created else update, [row for _, row in run])
         self.tx.executemany(

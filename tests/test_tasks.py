@@ -79,7 +79,28 @@ def test_todowrite_snapshots_are_diffed(tasks_store):
     }
     assert by_title["A"].task_id == derived_id("todowrite", "s1", "", "A", "0")
     assert by_title["A"].updated_at == "2026-05-01T10:02:00.000Z" and by_title["A"].created_at.endswith("10:01:00.000Z")
-    assert all(r.version == 0 and r.session_id == "s1" for r in by_title.values())
+    assert all(r.session_id == "s1" for r in by_title.values())
+    assert {t: r.version for t, r in by_title.items()} == {"A": 2, "B": 2, "C": 1, "Z": 1}  # changes, creation first
+
+
+def test_a_persons_change_stays_until_the_list_itself_changes_that_field(tasks_store):
+    """Claude Code's lists restate every item's status and priority each time: only what a list
+    changes is taken, so a priority or status a person set is not undone by a list that merely
+    repeats its own."""
+    a = derived_id("todowrite", "s1", "", "A", "0")
+    tasks_store.append(transcript(todo_write(1, [{"content": "A", "status": "pending", "priority": "high"}])))
+    tasks_store.append([person(a, 2, priority="low")])
+    tasks_store.append(transcript(todo_write(3, [{"content": "A", "status": "in_progress", "priority": "high"}])))
+    (task,) = rows(tasks_store)
+    assert (task.status, task.priority, task.version) == ("in_progress", "low", 3)
+    tasks_store.append([person(a, 4, status="pending")])
+    tasks_store.append(transcript(todo_write(5, [{"content": "A", "status": "in_progress", "priority": "medium"}])))
+    (task,) = rows(tasks_store)
+    assert (task.status, task.priority, task.version) == ("pending", "medium", 5)
+    tasks_store.append(transcript(todo_write(6, [{"content": "B", "status": "pending"}]),  # A dropped: deleted
+                                  todo_write(7, [{"content": "A", "status": "in_progress", "priority": "medium"}])))
+    (task, _) = sorted(rows(tasks_store), key=lambda r: r.title)
+    assert (task.status, task.priority, task.version) == ("in_progress", "medium", 7)  # back: as the list says
 
 
 def test_task_tools_follow_their_results(tasks_store):
@@ -219,6 +240,28 @@ def test_a_stale_expect_version_fails_and_names_the_current_one(tmp_path):
     assert stale.exit_code == 1
     assert "is at version 2" in stale.output and "not 1" in stale.output
     assert json.loads(cli(db, "tasks", "--json").stdout)["tasks"][0]["status"] == "completed"
+
+
+def test_expect_version_notices_a_change_claude_code_made(tmp_path):
+    """A task from a TodoWrite list, read at version 1, then completed by the list: a change made
+    with --expect-version 1 is refused, as a person's own change would have made it."""
+    root = tmp_path / "projects" / "-p"
+    root.mkdir(parents=True)
+    transcript_file = root / "s1.jsonl"
+    transcript_file.write_text(json.dumps(todo_write(1, [{"content": "Fix bug", "status": "pending"}])) + "\n")
+    db = tmp_path / "events.db"
+    assert cli(db, "ingest", str(tmp_path / "projects")).exit_code == 0
+    (task,) = json.loads(cli(db, "tasks", "--json").stdout)["tasks"]
+    assert task["version"] == 1
+    with open(transcript_file, "a") as f:
+        f.write(json.dumps(todo_write(2, [{"content": "Fix bug", "status": "completed"}])) + "\n")
+    assert cli(db, "ingest", str(tmp_path / "projects")).exit_code == 0
+    stale = cli(db, "tasks", "set", task["task_id"], "--status", "pending", "--expect-version", "1")
+    assert stale.exit_code == 1 and "is at version 2, not 1" in stale.output
+    (task,) = json.loads(cli(db, "tasks", "--json").stdout)["tasks"]
+    assert (task["status"], task["version"]) == ("completed", 2)
+    current = cli(db, "tasks", "set", task["task_id"], "--status", "pending", "--expect-version", "2", "--json")
+    assert current.exit_code == 0 and json.loads(current.stdout)["version"] == 3
 
 
 def test_tasks_set_errors(tmp_path):

@@ -76,7 +76,7 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
 def add(title: str, priority: str | None, session: str | None, as_json: bool, db: str | None) -> None:
     """Record a new task of your own."""
     from schemas import tasks as task_events
-    from schemas.envelope import ExpectedVersion, NewEvent
+    from schemas.envelope import NewEvent
 
     if not title.strip():
         raise click.BadParameter("a task needs a title", param_hint="TITLE")
@@ -87,7 +87,7 @@ def add(title: str, priority: str | None, session: str | None, as_json: bool, db
         entity=task_events.ENTITY, entity_id=task_id, op="create", data=task_events.encode(payload),
         actor="user", occurred_at=time.time_ns() // 1_000_000,
     )
-    _append_and_show(db, event, ExpectedVersion.NO_STREAM, task_id, as_json, "added")
+    _append_and_show(db, event, task_id, as_json, "added", new=True)
 
 
 @tasks.command("set")
@@ -102,7 +102,7 @@ def set_(task_id: str, status: str | None, priority: str | None, expect_version:
          db: str | None) -> None:
     """Change a task's status or priority."""
     from schemas import tasks as task_events
-    from schemas.envelope import ExpectedVersion, NewEvent
+    from schemas.envelope import NewEvent
 
     if status is None and priority is None:
         raise click.UsageError("nothing to change: give --status or --priority")
@@ -112,31 +112,34 @@ def set_(task_id: str, status: str | None, priority: str | None, expect_version:
         entity=task_events.ENTITY, entity_id=task_id, op="update", data=task_events.encode(payload),
         actor="user", occurred_at=time.time_ns() // 1_000_000,
     )
-    expected = ExpectedVersion.ANY if expect_version is None else expect_version
-    _append_and_show(db, event, expected, task_id, as_json, "updated", must_exist=True)
+    _append_and_show(db, event, task_id, as_json, "updated", expect_version=expect_version)
 
 
-def _append_and_show(db: str | None, event, expected: int, task_id: str, as_json: bool, verb: str,
-                     must_exist: bool = False) -> None:
-    from eventstore.errors import WrongExpectedVersion
+def _append_and_show(db: str | None, event, task_id: str, as_json: bool, verb: str, *, new: bool = False,
+                     expect_version: int | None = None) -> None:
+    """Append a person's task event, then show the task. A change (`new` false) needs the task
+    to exist and, with `expect_version`, to be at that version: checked in the append's own write
+    transaction against the tasks read model, caught up to the head first, since a version counts
+    Claude Code's changes too, and those are in session streams, not in the task's."""
     from projections.tasks import get_task
+    from schemas.envelope import ExpectedVersion
 
     with open_store(db) as store:
         runner = runner_for(store, ["tasks"])
-        catch_up(store, ["tasks"], runner)  # the inline hook then applies the append in its own transaction
-        if must_exist:
-            with store.db.read() as conn:
-                current = get_task(conn, task_id)
-            if current is None:
-                raise click.ClickException(f"no task {task_id}")
-        try:
-            store.append([event], expected_version=expected)
-        except WrongExpectedVersion as exc:
-            raise click.ClickException(
-                f"task {task_id} is at version {exc.actual}, not {exc.expected}: it changed since you read it; "
-                "look at it again and retry with --expect-version "
-                f"{exc.actual}"
-            ) from None
+        while True:
+            catch_up(store, ["tasks"], runner)
+            with store.transaction() as tx:  # the inline hook applies the append in it
+                if runner.behind(["tasks"]):
+                    continue  # appended to meanwhile: catch up again
+                current = None if new else get_task(store.db.conn, task_id)
+                if not new and current is None:
+                    raise click.ClickException(f"no task {task_id}")
+                if expect_version is not None and current.version != expect_version:
+                    raise click.ClickException(
+                        f"task {task_id} is at version {current.version}, not {expect_version}: it changed since "
+                        f"you read it; look at it again and retry with --expect-version {current.version}")
+                tx.append([event], expected_version=ExpectedVersion.NO_STREAM if new else ExpectedVersion.ANY)
+            break
         runner.catch_up(["tasks"])
         with store.db.read() as conn:
             row = get_task(conn, task_id)
