@@ -156,7 +156,9 @@ def import_events(store: Store, source: IO[bytes]) -> ImportReport:
                 if position is None:
                     here = tx.stream_version(event.stream)
                     _block(report, blocked, event,
-                           f"version {event.version} does not follow version {here} here")
+                           f"its version {event.version} is held here by another event (the stream is at {here})"
+                           if event.version <= here else
+                           f"its version {event.version} would leave a gap here, after version {here}")
                 elif position > head:
                     report.appended += 1
                 else:

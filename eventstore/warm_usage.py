@@ -64,7 +64,7 @@ def _parse(argv: list[str]) -> tuple[str, dict[str, str | None]] | None:
         else:
             rest.append(args[i])
             i += 1
-    if not as_json or len(rest) != 2 or rest[0] != "usage" or rest[1] not in KINDS:
+    if not as_json or len(rest) != 2 or rest[0] != "usage" or rest[1] not in KINDS or options["--db"] == "":
         return None
     return rest[1], options
 

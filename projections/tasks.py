@@ -532,12 +532,15 @@ class TaskRow(msgspec.Struct, kw_only=True):
 
 
 def parse_status_filter(expr: str | None) -> tuple[list[str], bool] | None:
-    """'pending,in_progress' -> (statuses, False); '!completed' -> (['completed'], True); None: all."""
+    """'pending,in_progress' -> (statuses, False); '!completed' -> (['completed'], True); None: all.
+    ValueError for a '!' with no status after it."""
     if expr is None or not expr.strip():
         return None
     expr = expr.strip()
     negate = expr.startswith("!")
     statuses = [s.strip() for s in expr.lstrip("!").split(",") if s.strip()]
+    if not statuses:
+        raise ValueError(f"{expr!r} names no status: give a comma list, '!' first to negate it ('!completed')")
     return statuses, negate
 
 

@@ -102,3 +102,14 @@ def test_a_backup_makes_every_missing_directory_private(db, tmp_path):
     run_cli("backup", str(tmp_path / "copies" / "nested" / "b.db"), db=db)
     for directory in (tmp_path / "copies", tmp_path / "copies" / "nested"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+@pytest.mark.parametrize("args", [("--db", "", "tasks", "--json"), ("tasks", "--db", "", "add", "x"),
+                                  ("--db", "", "usage", "daily", "--json")])
+def test_an_empty_database_path_is_refused_not_taken_for_the_default(tmp_path, args):
+    """`--db "$UNSET"` in a script went to the default database: the user's real history."""
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, "-m", "eventstore", *args], capture_output=True, timeout=120,
+                            env={**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")})
+    assert "the database path is empty" in _failed_cleanly(result, status=2)
+    assert not home.exists()

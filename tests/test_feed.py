@@ -136,6 +136,7 @@ def test_import_reports_a_conflicting_stream_instead_of_merging(tmp_path):
     assert [c["stream"] for c in report["conflicts"]] == ["task:0"]
     assert report["appended"] == 2  # task:1 imported whole
     assert "conflict: stream 'task:0'" in result.stderr.decode()
+    assert "its version 1 is held here by another event (the stream is at 1)" in result.stderr.decode()
     with Store(b) as s:
         assert [e.data for e in s.read_stream("task:0")] == [b'{"mine":true}']
 

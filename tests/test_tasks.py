@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import CORPUS
+from conftest import CORPUS, run_cli
 from eventstore import NewEvent, Store
 from eventstore.cli import main
 from eventstore.ingest import Ingester
@@ -153,6 +153,8 @@ def test_status_filter_negation_and_priority_order(tasks_store):
         "t-high-new", "t-high-old", "t-med", "t-low", "t-none"}
     assert [r.task_id for r in rows(tasks_store, statuses=["in_progress"])] == ["t-med"]
     assert parse_status_filter(None) is None and parse_status_filter("!a,b") == (["a", "b"], True)
+    with pytest.raises(ValueError, match="names no status"):
+        parse_status_filter("!")
 
 
 def test_as_of_shows_the_list_as_it_stood(tasks_store):
@@ -262,6 +264,15 @@ def test_expect_version_notices_a_change_claude_code_made(tmp_path):
     assert (task["status"], task["version"]) == ("completed", 2)
     current = cli(db, "tasks", "set", task["task_id"], "--status", "pending", "--expect-version", "2", "--json")
     assert current.exit_code == 0 and json.loads(current.stdout)["version"] == 3
+
+
+def test_a_status_no_task_has_is_named_in_a_warning(tmp_path):
+    db = tmp_path / "events.db"
+    assert cli(db, "tasks", "add", "x").exit_code == 0
+    typo = run_cli("tasks", "--status", "PENDING,completed", "--json", db=db)
+    assert json.loads(typo.stdout) == {"tasks": []}
+    assert typo.stderr.decode() == "warning: no task has status 'PENDING'; statuses: completed, deleted, in_progress, pending\n"
+    assert run_cli("tasks", "--status", "!", db=db, check=False).returncode == 2
 
 
 def test_tasks_set_errors(tmp_path):

@@ -32,14 +32,17 @@ def db_path(db: str | None) -> Path:
     """The database path from the command's --db, the group's --db/$EVENTSTORE_DB, or the default."""
     from eventstore.paths import default_db_path
 
-    if db:
-        return Path(db).expanduser()
-    ctx = click.get_current_context(silent=True)
-    while ctx is not None:
-        if isinstance(ctx.obj, dict) and ctx.obj.get("db"):
-            return Path(ctx.obj["db"]).expanduser()
-        ctx = ctx.parent
-    return default_db_path()
+    if db is None:
+        ctx = click.get_current_context(silent=True)
+        while ctx is not None and db is None:
+            if isinstance(ctx.obj, dict):
+                db = ctx.obj.get("db")
+            ctx = ctx.parent
+    if db is None:
+        return default_db_path()
+    if not db:  # `--db "$UNSET"`: not the default database, which may be another one altogether
+        raise click.BadParameter("the database path is empty", param_hint="--db")
+    return Path(db).expanduser()
 
 
 def open_store(db: str | None):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table
+from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table, warn
 from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
@@ -40,19 +40,25 @@ def _parse_as_of(text: str) -> int:
 def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_of: str | None, limit: int | None,
           as_json: bool, db: str | None) -> None:
     """Tasks, by priority (high, medium, low, none) then most recently updated."""
-    if db:  # `tasks --db X add ...`: the subcommand finds it through the context
+    if db is not None:  # `tasks --db X add ...`: the subcommand finds it through the context
         ctx.ensure_object(dict)["db"] = db
     if ctx.invoked_subcommand is not None:
         return
     from projections.tasks import list_tasks, parse_status_filter
 
-    parsed = parse_status_filter(status_expr)
+    try:
+        parsed = parse_status_filter(status_expr)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status") from None
     moment = _parse_as_of(as_of) if as_of else None
     with open_store(db) as store:
         catch_up(store, ["tasks"], runner_for(store, ["tasks"]))
         with store.db.read() as conn:
             rows = list_tasks(conn, statuses=parsed[0] if parsed else None, negate=bool(parsed and parsed[1]),
                               session=session, as_of=moment)
+            known = set(STATUS_CHOICES) | {status for (status,) in conn.execute("SELECT DISTINCT status FROM tasks")}
+    for unknown in [status for status in (parsed[0] if parsed else ()) if status not in known]:  # a typo, PENDING
+        warn(f"no task has status {unknown!r}; statuses: {', '.join(sorted(known))}")
     if as_json:
         emit_json({"tasks": rows if limit is None else rows[:limit]})
         return
