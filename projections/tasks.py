@@ -8,8 +8,8 @@ Sources, folded in log order:
   It is diffed against the list as it stood: a new item becomes a task (`todowrite`), a
   changed status or priority an update, and an item dropped from the list while not
   completed becomes `deleted`. Only what the list changed is taken: a status or priority a
-  person set stays until the list itself changes it. Ids are stable: derived from session, agent, content (and the
-  item's rank among equal contents).
+  person set stays until the list itself changes it. Ids are stable: derived from session,
+  agent, content (and the item's rank among equal contents).
 * TaskCreate / TaskUpdate tool uses, applied when their result arrives without an error.
   Their ids are per-list integers ("1", "2", ...), the list being the session's (subagents and
   teammates write to their session's list); ours are derived from session and that id.

@@ -12,6 +12,9 @@ from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_
 from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
+CATCH_UP_ATTEMPTS = 5
+"""Times a task change catches the tasks read model up before giving up (each time, more lines
+may have arrived before its write transaction began)."""
 STATUS_CHOICES = ("pending", "in_progress", "completed", "deleted")
 
 
@@ -132,7 +135,7 @@ def _append_and_show(db: str | None, event, task_id: str, as_json: bool, verb: s
 
     with open_store(db) as store:
         runner = runner_for(store, ["tasks"])
-        while True:
+        for _ in range(CATCH_UP_ATTEMPTS):
             catch_up(store, ["tasks"], runner)
             with store.transaction() as tx:  # the inline hook applies the append in it
                 if runner.behind(["tasks"]):
@@ -146,6 +149,9 @@ def _append_and_show(db: str | None, event, task_id: str, as_json: bool, verb: s
                         f"you read it; look at it again and retry with --expect-version {current.version}")
                 tx.append([event], expected_version=ExpectedVersion.NO_STREAM if new else ExpectedVersion.ANY)
             break
+        else:  # new lines keep arriving faster than this catches up, or another process rebuilds tasks
+            raise click.ClickException("the tasks read model could not be brought up to date (another process may "
+                                       "be replaying it); try again in a moment")
         runner.catch_up(["tasks"])
         with store.db.read() as conn:
             row = get_task(conn, task_id)
