@@ -17,8 +17,8 @@ def main() -> None:
     try:
         if serve(sys.argv[1:]):
             return
-    except OSError as exc:  # the report could not be written (click's errors_reported, without click)
-        from eventstore.errors import describe_os_error, discard_stdout
+    except OSError as exc:  # the report could not be written: as errors_reported ends any other command
+        from eventstore.cli.common import describe_os_error, discard_stdout
 
         discard_stdout()
         if isinstance(exc, BrokenPipeError):

@@ -1,8 +1,5 @@
 """The named errors of the store. Driver errors are translated into these in `storage`."""
 
-import os
-import sys
-
 
 class EventStoreError(Exception):
     """Base class: every error the library raises on purpose."""
@@ -50,25 +47,6 @@ class StoreBusy(EventStoreError):
 
 class StorageFull(EventStoreError):
     """The disk (or the database's page limit) is full; nothing of the failed write was kept."""
-
-
-def describe_os_error(exc: OSError) -> str:
-    """A failed system call as one line for people: the file it concerned, if any, and why."""
-    reason = exc.strerror or str(exc)
-    names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
-    return f"{' -> '.join(names)}: {reason}" if names else reason
-
-
-def discard_stdout() -> None:
-    """Point standard output at the null device, after a write to it failed (a full disk, a reader
-    gone from the pipe): the interpreter's last flush of what is still buffered would fail again,
-    with a traceback."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (AttributeError, OSError, ValueError):  # no stdout, or not a file
-        pass
 
 
 def _describe(expected: int) -> str:

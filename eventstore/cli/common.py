@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import click
 
-from eventstore.errors import EventStoreError, describe_os_error, discard_stdout
+from eventstore.errors import EventStoreError
 
 
 COUNT = click.IntRange(min=0, max=2**63 - 1)
@@ -67,6 +68,25 @@ def errors_reported() -> Iterator[None]:
     except OSError as exc:
         discard_stdout()
         raise click.ClickException(describe_os_error(exc)) from None
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A failed system call as one line for people: the file it concerned, if any, and why."""
+    reason = exc.strerror or str(exc)
+    names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def discard_stdout() -> None:
+    """Point standard output at the null device, after a write to it failed (a full disk, a reader
+    gone from the pipe): the interpreter's last flush of what is still buffered would fail again,
+    with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a file
+        pass
 
 
 def emit_json(value: Any) -> None:

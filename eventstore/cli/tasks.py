@@ -59,7 +59,9 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
         with store.db.read() as conn:
             rows = list_tasks(conn, statuses=parsed[0] if parsed else None, negate=bool(parsed and parsed[1]),
                               session=session, as_of=moment)
-            known = set(STATUS_CHOICES) | {status for (status,) in conn.execute("SELECT DISTINCT status FROM tasks")}
+            known = set(STATUS_CHOICES)
+            if parsed and not known.issuperset(parsed[0]):
+                known |= {status for (status,) in conn.execute("SELECT DISTINCT status FROM tasks")}
     for unknown in [status for status in (parsed[0] if parsed else ()) if status not in known]:  # a typo, PENDING
         warn(f"no task has status {unknown!r}; statuses: {', '.join(sorted(known))}")
     if as_json:
