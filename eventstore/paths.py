@@ -7,11 +7,16 @@ from pathlib import Path
 
 
 def default_db_path() -> Path:
-    """`$EVENTSTORE_DB`, else `$XDG_DATA_HOME/eventstore/events.db` (~/.local/share/...)."""
+    """`$EVENTSTORE_DB`, else `$XDG_DATA_HOME/eventstore/events.db` (~/.local/share/...).
+
+    A relative `$XDG_DATA_HOME` is ignored, as the XDG base directory spec asks: it would put
+    the database wherever the command happens to run."""
     if env := os.environ.get("EVENTSTORE_DB"):
         return Path(env).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home).expanduser() / "eventstore" / "events.db"
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or "").expanduser()
+    if not data_home.is_absolute():
+        data_home = Path.home() / ".local" / "share"
+    return data_home / "eventstore" / "events.db"
 
 
 def default_roots() -> list[Path]:

@@ -113,3 +113,15 @@ def test_an_empty_database_path_is_refused_not_taken_for_the_default(tmp_path, a
                             env={**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")})
     assert "the database path is empty" in _failed_cleanly(result, status=2)
     assert not home.exists()
+
+
+def test_a_relative_xdg_data_home_is_ignored(tmp_path):
+    """The XDG spec says to ignore a relative `$XDG_DATA_HOME`; taken as it was, it put a new
+    database under whatever directory the command ran in."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, "-m", "eventstore", "stats", "--json"], capture_output=True, timeout=120,
+                            cwd=elsewhere, env={**os.environ, "HOME": str(home), "XDG_DATA_HOME": "data"})
+    assert result.returncode == 0, result.stderr.decode()
+    assert (home / ".local" / "share" / "eventstore" / "events.db").is_file()
+    assert list(elsewhere.iterdir()) == []
