@@ -142,6 +142,31 @@ def test_rewritten_shrunk_and_deleted_files(tmp_path):
         assert report.files_seen == 0 and store.head() == 6   # a deleted file keeps its events
 
 
+def test_a_file_rewritten_in_place_past_its_head_is_read_again(tmp_path):
+    """A line changed beyond the first 4 KiB, the file no shorter: the head alone looks the same, and
+    reading on from the old offset would miss the change. Plain appends still resume."""
+    root = tmp_path / "p" / "proj"
+    root.mkdir(parents=True)
+    f = root / "abc.jsonl"
+    head = b'{"type":"summary","summary":"%s"}\n' % (b"x" * 5000)  # longer than the hashed head
+    lines = [b'{"type":"user","sessionId":"abc","uuid":"u%d","message":{"content":"hello %d"}}\n' % (i, i)
+             for i in range(5)]
+    f.write_bytes(head + b"".join(lines))
+    with Store(tmp_path / "e.db") as store:
+        assert Ingester(store).ingest([tmp_path / "p"]).events_appended == 6
+        with f.open("ab") as out:
+            out.write(lines[0].replace(b'"u0"', b'"u5"'))
+        report = Ingester(store).ingest([tmp_path / "p"])
+        assert (report.events_appended, report.duplicates, report.bytes) == (1, 0, len(lines[0]))
+        changed = lines[2].replace(b"hello 2", b"HELLO 2")
+        f.write_bytes(head + b"".join(lines[:2]) + changed + b"".join(lines[3:]) + lines[0].replace(b'"u0"', b'"u5"')
+                      + lines[1].replace(b'"u1"', b'"u6"'))
+        report = Ingester(store).ingest([tmp_path / "p"])
+        assert (report.events_appended, report.duplicates, report.quarantined) == (2, 6, 0)
+        stored = {store.get(position).data for position in range(1, store.head() + 1)}
+        assert changed.rstrip(b"\n") in stored and lines[2].rstrip(b"\n") in stored
+
+
 def test_same_lines_in_several_files_are_stored_once(tmp_path):
     session = b'{"type":"user","sessionId":"s9","uuid":"u1","message":{"content":"x"}}\n'
     for project in ("a", "b", "c"):

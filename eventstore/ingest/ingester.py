@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import BinaryIO
 from pathlib import Path
 from stat import S_ISREG
 
@@ -194,11 +195,12 @@ class Ingester:
             return None
         with handle:
             head = handle.read(HEAD_BYTES)
-            start = _resume_offset(old, stat, head)
+            start, seam = _resume(old, stat, head, handle)
             checkpoint = Checkpoint(
                 source_id=old.source_id if old else None, path=str(path), device=stat.st_dev,
                 inode=stat.st_ino, head_hash=head_hash(head[: min(len(head), start)]),
                 head_len=min(len(head), start), offset=start, size=start, mtime_ns=stat.st_mtime_ns,
+                seam_hash=head_hash(seam),
             )
             batch.checkpoints[checkpoint.path] = checkpoint
             session = fallback_session(path)
@@ -223,6 +225,7 @@ class Ingester:
                         else:
                             batch.bad.append((checkpoint.path, piece))
                 offset += consumed
+                seam = _seam(seam, buffer, consumed)
                 pending = buffer[consumed:]
                 if len(pending) > MAX_LINE and not skipping:
                     batch.bad.append((checkpoint.path, Bad(offset, f"line longer than the {MAX_LINE}-byte limit: only its "
@@ -230,8 +233,9 @@ class Ingester:
                     skipping = True
                 if skipping:
                     offset += len(pending)
+                    seam = _seam(seam, pending, len(pending))
                     pending = b""
-                self._advance(checkpoint, head, offset, offset + len(pending))
+                self._advance(checkpoint, head, offset, offset + len(pending), seam)
                 batch.read_bytes += len(chunk)
                 if batch.full():
                     if not put(batch.handoff()):
@@ -243,10 +247,12 @@ class Ingester:
             return offset - start
 
     @staticmethod
-    def _advance(checkpoint: Checkpoint, head: bytes, offset: int, size: int) -> None:
+    def _advance(checkpoint: Checkpoint, head: bytes, offset: int, size: int, seam: bytes) -> None:
         head_len = min(len(head), offset)
         if head_len != checkpoint.head_len:
             checkpoint.head_len, checkpoint.head_hash = head_len, head_hash(head[:head_len])
+        if offset != checkpoint.offset:
+            checkpoint.seam_hash = head_hash(seam)
         checkpoint.offset, checkpoint.size = offset, size
 
     def _flush(self, batch: _Batch, report: IngestReport) -> None:
@@ -278,12 +284,23 @@ def _unchanged(checkpoint: Checkpoint, stat: os.stat_result) -> bool:
     )
 
 
-def _resume_offset(old: Checkpoint | None, stat: os.stat_result, head: bytes) -> int:
-    """Where to resume: the checkpoint's offset if this is the same file, grown; else the start."""
+def _resume(old: Checkpoint | None, stat: os.stat_result, head: bytes, handle: BinaryIO) -> tuple[int, bytes]:
+    """Where to resume, and the up to HEAD_BYTES bytes before it: the checkpoint's offset if this
+    is the same file, grown, with its bytes before that offset as they were; else the start."""
     if old is None or (old.device, old.inode) != (stat.st_dev, stat.st_ino):
-        return 0
+        return 0, b""
     if stat.st_size < old.offset or len(head) < old.head_len:
-        return 0  # shrank: rewritten
+        return 0, b""  # shrank: rewritten
     if head_hash(head[: old.head_len]) != old.head_hash:
-        return 0  # the beginning changed: rewritten
-    return old.offset
+        return 0, b""  # the beginning changed: rewritten
+    length = min(HEAD_BYTES, old.offset)
+    handle.seek(old.offset - length)
+    seam = handle.read(length)
+    if old.seam_hash is not None and head_hash(seam) != old.seam_hash:
+        return 0, b""  # changed before the offset, the beginning kept: rewritten in place
+    return old.offset, seam
+
+
+def _seam(seam: bytes, data: bytes, end: int) -> bytes:
+    """The up to HEAD_BYTES bytes before a file's offset, once it moves on past `data[:end]`."""
+    return (seam + data[max(0, end - HEAD_BYTES):end])[-HEAD_BYTES:]

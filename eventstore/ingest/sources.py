@@ -17,7 +17,8 @@ from pathlib import Path
 import msgspec
 
 HEAD_BYTES = 4096
-"""How much of a file's beginning is hashed to notice that it was rewritten."""
+"""How much of a file's beginning, and of what comes just before its committed offset, is hashed
+to notice that it was rewritten."""
 RUN_EVENTS = 240
 """Events a `line_runs` row covers at most: its steps (2 or 4 bytes an event) then stay within what
 a row of a WITHOUT ROWID table keeps on its own page. Longer runs spilled onto overflow pages,
@@ -36,6 +37,9 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     offset: int
     size: int
     mtime_ns: int
+    seam_hash: bytes | None = None
+    """The fingerprint of the up to HEAD_BYTES bytes ending at `offset` (None: not known, a
+    checkpoint written before they were kept)."""
 
 
 def transcript_files(roots: Iterable[Path], on_error: Callable[[str], None]) -> Iterator[Path]:
@@ -83,10 +87,10 @@ def load_checkpoints(conn) -> dict[str, Checkpoint]:
     return {
         row[1]: Checkpoint(
             source_id=row[0], path=row[1], device=row[2], inode=row[3], head_hash=row[4],
-            head_len=row[5], offset=row[6], size=row[7], mtime_ns=row[8],
+            head_len=row[5], offset=row[6], size=row[7], mtime_ns=row[8], seam_hash=row[9],
         )
         for row in conn.execute(
-            "SELECT source_id, path, device, inode, head_hash, head_len, offset, size, mtime_ns FROM sources"
+            "SELECT source_id, path, device, inode, head_hash, head_len, offset, size, mtime_ns, seam_hash FROM sources"
         )
     }
 
@@ -95,21 +99,23 @@ def save_checkpoint(tx, checkpoint: Checkpoint, now: int) -> int:
     """Insert or update a file's checkpoint inside the caller's transaction; return its source_id."""
     if checkpoint.source_id is None:
         tx.execute(
-            "INSERT INTO sources (path, device, inode, head_hash, head_len, offset, size, mtime_ns, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO sources (path, device, inode, head_hash, head_len, offset, size, mtime_ns, seam_hash,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (path) DO UPDATE SET device = excluded.device, inode = excluded.inode,"
             " head_hash = excluded.head_hash, head_len = excluded.head_len, offset = excluded.offset,"
-            " size = excluded.size, mtime_ns = excluded.mtime_ns, updated_at = excluded.updated_at",
+            " size = excluded.size, mtime_ns = excluded.mtime_ns, seam_hash = excluded.seam_hash,"
+            " updated_at = excluded.updated_at",
             (checkpoint.path, checkpoint.device, checkpoint.inode, checkpoint.head_hash,
-             checkpoint.head_len, checkpoint.offset, checkpoint.size, checkpoint.mtime_ns, now),
+             checkpoint.head_len, checkpoint.offset, checkpoint.size, checkpoint.mtime_ns, checkpoint.seam_hash, now),
         )
         checkpoint.source_id = tx.execute("SELECT source_id FROM sources WHERE path = ?", (checkpoint.path,))[0][0]
     else:
         tx.execute(
             "UPDATE sources SET device = ?, inode = ?, head_hash = ?, head_len = ?, offset = ?, size = ?,"
-            " mtime_ns = ?, updated_at = ? WHERE source_id = ?",
+            " mtime_ns = ?, seam_hash = ?, updated_at = ? WHERE source_id = ?",
             (checkpoint.device, checkpoint.inode, checkpoint.head_hash, checkpoint.head_len,
-             checkpoint.offset, checkpoint.size, checkpoint.mtime_ns, now, checkpoint.source_id),
+             checkpoint.offset, checkpoint.size, checkpoint.mtime_ns, checkpoint.seam_hash, now,
+             checkpoint.source_id),
         )
     return checkpoint.source_id
 
