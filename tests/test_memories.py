@@ -146,3 +146,17 @@ def test_memories_without_a_subcommand_lists_them(tmp_path):
     cli_json(db, "memories", "add", "listed by default")
     result = cli(db, "memories")
     assert "listed" in result.stdout and "version" in result.stdout
+
+
+def test_a_link_to_a_session_or_task_this_database_lacks_is_made_with_a_warning(tmp_path):
+    """A typo in --session or --task went unnoticed: the link names something that is not there."""
+    db = tmp_path / "events.db"
+    memory_id = cli_json(db, "memories", "add", "x")["memory_id"]
+    task_id = cli_json(db, "tasks", "add", "a task")["task_id"]
+    for target, known in (("--session", "nope"), ("--task", "nope")):
+        result = cli(db, "memories", "link", memory_id, target, known)
+        assert f"warning: no {target[2:]} nope in {db}" in result.stderr
+    result = cli(db, "memories", "link", memory_id, "--task", task_id)
+    assert "warning" not in result.stderr
+    links = cli_json(db, "memories", "list")["memories"][0]["links"]
+    assert {"session_id": "nope"} in links and {"task_id": "nope"} in links and {"task_id": task_id} in links

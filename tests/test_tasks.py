@@ -290,3 +290,18 @@ def test_tasks_human_output(tmp_path):
     assert "no tasks" in cli(db, "tasks").output
     assert "added task" in cli(db, "tasks", "add", "Visible").output
     assert "Visible" in cli(db, "tasks").output
+
+
+def test_a_task_for_a_session_this_database_lacks_is_added_with_a_warning(tmp_path):
+    """`tasks add --session` with a typo went unnoticed; a session already ingested draws no warning."""
+    db = tmp_path / "events.db"
+    (tmp_path / "p" / "proj").mkdir(parents=True)
+    (tmp_path / "p" / "proj" / "s2.jsonl").write_bytes(
+        b'{"type":"user","sessionId":"s2","uuid":"u1","timestamp":"2026-05-01T10:00:00.000Z","message":{"content":"hi"}}\n')
+    with Store(db) as store:
+        Ingester(store).ingest([tmp_path / "p"])
+    unknown = cli(db, "tasks", "add", "Typo", "--session", "s3", "--json")
+    assert unknown.exit_code == 0 and json.loads(unknown.stdout)["session_id"] == "s3"
+    assert f"warning: no session s3 in {db}" in unknown.stderr
+    known = cli(db, "tasks", "add", "Fine", "--session", "s2", "--json")
+    assert known.exit_code == 0 and "warning" not in known.stderr

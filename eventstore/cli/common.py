@@ -150,3 +150,12 @@ def print_for_people(renderable: Any) -> None:
 def warn(message: str) -> None:
     """A warning for people, on stderr."""
     click.echo(f"warning: {message}", err=True)
+
+
+def warn_if_no_session(store, session_id: str) -> None:
+    """Warn when the log holds no line of a session a command names (a typo, or a session not
+    ingested yet): what the command records still stands."""
+    from schemas.transcript_events import session_stream
+
+    if not store.stream_version(session_stream(session_id)):
+        warn(f"no session {session_id} in {store.path} (not ingested yet?)")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import click
 
-from eventstore.cli.common import COUNT, db_option, emit_json, json_option, open_store, print_table
+from eventstore.cli.common import COUNT, db_option, emit_json, json_option, open_store, print_table, warn, warn_if_no_session
 
 _expect_option = click.option(
     "--expect-version", "expected_version", type=click.IntRange(min=1, max=COUNT.max), default=None,
@@ -130,9 +130,26 @@ def _change_link(operation: str, memory_id: str, session: str | None, task: str 
 
     target, target_id = _target(session, task)
     with _session(db) as (store, rows):
+        if operation == "link":
+            _warn_if_unknown(store, target, target_id)
         memory = getattr(lib, operation)(store, _resolve(rows, memory_id), target, target_id,
                                          expected_version=expected_version, actor="cli")
     _show(memory, as_json, operation + "ed")
+
+
+def _warn_if_unknown(store, target: str, target_id: str) -> None:
+    """Warn when a link names a session or task this database does not know: the link still stands
+    (the session may be ingested later), but a typo would otherwise go unnoticed."""
+    if target == "session":
+        warn_if_no_session(store, target_id)
+        return
+    from eventstore.cli.projections import catch_up
+    from projections.tasks import get_task
+
+    catch_up(store, ["tasks"])
+    with store.db.read() as conn:
+        if get_task(conn, target_id) is None:
+            warn(f"no task {target_id} in {store.path}")
 
 
 @memories.command("unlink")

@@ -8,7 +8,8 @@ from datetime import datetime
 
 import click
 
-from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table, warn
+from eventstore.cli.common import (COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table,
+                                   warn, warn_if_no_session)
 from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
@@ -98,7 +99,7 @@ def add(title: str, priority: str | None, session: str | None, as_json: bool, db
         entity=task_events.ENTITY, entity_id=task_id, op="create", data=task_events.encode(payload),
         actor="user", occurred_at=time.time_ns() // 1_000_000,
     )
-    _append_and_show(db, event, task_id, as_json, "added", new=True)
+    _append_and_show(db, event, task_id, as_json, "added", new=True, session=session)
 
 
 @tasks.command("set")
@@ -127,7 +128,7 @@ def set_(task_id: str, status: str | None, priority: str | None, expect_version:
 
 
 def _append_and_show(db: str | None, event, task_id: str, as_json: bool, verb: str, *, new: bool = False,
-                     expect_version: int | None = None) -> None:
+                     expect_version: int | None = None, session: str | None = None) -> None:
     """Append a person's task event, then show the task. A change (`new` false) needs the task
     to exist and, with `expect_version`, to be at that version: checked in the append's own write
     transaction against the tasks read model, caught up to the head first, since a version counts
@@ -136,6 +137,8 @@ def _append_and_show(db: str | None, event, task_id: str, as_json: bool, verb: s
     from schemas.envelope import ExpectedVersion
 
     with open_store(db) as store:
+        if session is not None:
+            warn_if_no_session(store, session)
         runner = runner_for(store, ["tasks"])
         for _ in range(CATCH_UP_ATTEMPTS):
             catch_up(store, ["tasks"], runner)
