@@ -12,9 +12,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
 from pathlib import Path
 from stat import S_ISREG
+from typing import BinaryIO
 
 import msgspec
 import msgspec.structs
