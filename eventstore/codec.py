@@ -162,6 +162,7 @@ class Codec:
         self._dictionary: bytes | None = None
         self._dict_id = 0
         self._trained_at = 0
+        self._newest: tuple | None = None  # (dict_id, created_at, trained_at, length) of the newest row, as last read
         self._training: tuple[Future, int] | None = None  # ((dictionary, samples), trained_at)
         self.reload()
 
@@ -170,14 +171,21 @@ class Codec:
         rolled-back transaction may have discarded the one this process trained). Every write
         transaction asks, so the dictionary itself (1 MiB) is read only when it is not the one
         in use."""
-        newest = self._conn.execute("SELECT max(dict_id) FROM dictionaries").fetchall()[0][0] or 0
-        if newest == self._dict_id:
+        rows = self._conn.execute(
+            "SELECT dict_id, created_at, trained_at, length(data) FROM dictionaries ORDER BY dict_id DESC LIMIT 1"
+        ).fetchall()
+        fingerprint = tuple(rows[0]) if rows else (0, 0, 0, 0)
+        if fingerprint == self._newest:
             return
+        newest = fingerprint[0]
         row = self._conn.execute(
             "SELECT dict_id, trained_at, data FROM dictionaries WHERE dict_id = ?", (newest,)
         ).fetchall()
-        for stale in [d for d in self._decompressors if d > newest]:
-            del self._decompressors[stale]  # its id may be reused for another dictionary
+        # An id may be used again for another dictionary (the newest deleted, or its transaction
+        # rolled back): the id alone does not tell which one a cached decompressor was built from.
+        for stale in [d for d in self._decompressors if d >= newest and d != 0]:
+            del self._decompressors[stale]
+        self._newest = fingerprint
         self._compressor = None
         if row:
             self._dictionary, self._dict_id, self._trained_at = row[0][2], newest, row[0][1]
@@ -317,6 +325,8 @@ class Codec:
         dict_id = conn.last_insert_rowid()
         self._compressor, self._dictionary = _compressor(zdict), zdict.as_bytes()
         self._dict_id, self._trained_at = dict_id, trained_at
+        self._newest = (dict_id, now, trained_at, len(self._dictionary))
+        self._decompressors.pop(dict_id, None)
         return dict_id
 
 

@@ -1,8 +1,12 @@
 """`eventstore redact`: the one sanctioned rewrite of stored payloads.
 
 A secret pasted into a session (an API key, a password) is in the log forever unless it is
-taken out. `redact(store, pattern)` finds every payload whose bytes match a regular
-expression and replaces each match with `[REDACTED]`:
+taken out. `redact(store, pattern)` finds every payload a regular expression matches and
+replaces each match with `[REDACTED]`. In a payload that is JSON (every transcript line the log
+keeps, every event of this tool's own) the pattern is matched against each string, keys too, as
+the text reads, escapes decoded, and a match is replaced inside its string: the line stays the
+JSON it was, and a secret is found as it was typed, quotes and backslashes included. In any
+other payload (a damaged line, a quarantined one) it is matched against the raw bytes. Then:
 
 1. events are rewritten in batches, one transaction each: the append-only triggers are dropped,
    the payloads re-encoded and updated, each event marked in `redacted_events`, and the
@@ -29,6 +33,7 @@ again, an import) is then recognised as the event it is, and not stored again.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -82,23 +87,97 @@ def pattern_hash(pattern: str) -> str:
     return "sha256:" + hashlib.sha256(pattern.encode("utf-8")).hexdigest()
 
 
-def compile_pattern(pattern: str) -> re.Pattern[bytes]:
-    """The pattern as a bytes regular expression; one that can match nothing at all is refused."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+"""A string of a JSON text, quotes and escapes included (outside strings JSON has no quotes)."""
+_NOT_JSON = object()
+SEEN_TEXTS = 10_000
+"""Distinct matched texts kept to look for in compression dictionaries (a dictionary holds raw
+JSON, where a text with a quote or a backslash is written escaped)."""
+
+
+class Pattern:
+    """A redaction pattern, applied as the module docstring says."""
+
+    def __init__(self, pattern: str) -> None:
+        try:
+            self.text = re.compile(pattern)
+            self.raw = re.compile(pattern.encode("utf-8"))
+        except re.error as exc:
+            raise RedactError(f"the pattern is not a regular expression: {exc}") from None
+        if self.text.search("") is not None or self.raw.search(b"") is not None:
+            raise RedactError("the pattern matches the empty string, so it would redact between every byte; "
+                              "make it match at least one character")
+        self.seen: set[str] = set()
+
+    def count(self, payload: bytes) -> int:
+        """How many matches redacting this payload replaces."""
+        value = _json(payload)
+        if value is _NOT_JSON:
+            return len(self.raw.findall(payload))
+        matches = 0
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if type(item) is str:
+                found = self.text.findall(item)
+                if found:
+                    matches += len(found)
+                    self._remember(item)
+            elif type(item) is dict:
+                stack.extend(item)
+                stack.extend(item.values())
+            elif type(item) is list:
+                stack.extend(item)
+        return matches
+
+    def redact(self, payload: bytes) -> tuple[bytes, int]:
+        """The payload with every match replaced, and how many there were."""
+        if _json(payload) is _NOT_JSON:
+            return self.raw.subn(REPLACEMENT, payload)
+        matches = 0
+
+        def clean(string: re.Match[bytes]) -> bytes:
+            nonlocal matches
+            text = msgspec.json.decode(string.group())
+            cleaned, n = self.text.subn(REPLACEMENT.decode(), text)
+            if not n:
+                return string.group()
+            matches += n
+            return _json_string(cleaned)
+
+        return _JSON_STRING.sub(clean, payload), matches
+
+    def taints(self, data: bytes) -> bool:
+        """Whether raw bytes (a compression dictionary) may hold a matched text."""
+        return self.raw.search(data) is not None or any(
+            form in data for text in self.seen for form in (text.encode("utf-8", "surrogatepass"), _json_string(text)[1:-1]))
+
+    def _remember(self, text: str) -> None:
+        if len(self.seen) < SEEN_TEXTS:
+            self.seen.update(self.text.findall(text) if self.text.groups == 0 else
+                             (m.group() for m in self.text.finditer(text)))
+
+
+def _json(payload: bytes) -> object:
     try:
-        regex = re.compile(pattern.encode("utf-8"))
-    except re.error as exc:
-        raise RedactError(f"the pattern is not a regular expression: {exc}") from None
-    if regex.search(b"") is not None:
-        raise RedactError("the pattern matches the empty string, so it would redact between every byte; "
-                          "make it match at least one character")
-    return regex
+        return msgspec.json.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+def _json_string(text: str) -> bytes:
+    """A text as a JSON string."""
+    try:
+        return msgspec.json.encode(text)
+    except UnicodeEncodeError:  # a lone surrogate (from a \ud800 escape): written as an escape again
+        return json.dumps(text).encode("ascii")
 
 
 def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progress | None = None) -> RedactReport:
     """Replace every match of `pattern` in stored payloads with [REDACTED], everywhere it is kept."""
     started = time.perf_counter()
     say = progress or (lambda _step: None)
-    regex = compile_pattern(pattern)
+    regex = Pattern(pattern)
     report = RedactReport(pattern_sha256=pattern_hash(pattern), dry_run=dry_run)
     say("scanning")
     found, types, head = _scan_events(store, regex, 0)
@@ -157,7 +236,7 @@ def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progr
 # ---------------------------------------------------------------- finding
 
 
-def _scan_events(store: Store, regex: re.Pattern[bytes], after: int) -> tuple[list[int], set[str], int]:
+def _scan_events(store: Store, regex: Pattern, after: int) -> tuple[list[int], set[str], int]:
     """Positions (after `after`) whose payload matches, their types, and the last position read."""
     found: list[int] = []
     types: set[str] = set()
@@ -170,31 +249,33 @@ def _scan_events(store: Store, regex: re.Pattern[bytes], after: int) -> tuple[li
         if not rows:
             return found, types, after
         for (position, type_no, *_), payload in zip(rows, decoded):
-            if regex.search(payload):
+            if regex.count(payload):
                 found.append(position)
                 types.add(store.names.name(store.db.conn, type_no))
         after = rows[-1][0]
 
 
-def _count_matches(store: Store, regex: re.Pattern[bytes], positions: list[int]) -> int:
+def _count_matches(store: Store, regex: Pattern, positions: list[int]) -> int:
     """How many matches redacting the payloads at these positions would replace (as `_rewrite` counts them)."""
     matches = 0
     for start in range(0, len(positions), BATCH):
         with store.db.read() as conn:
             found = payloads.read_positions(conn, store.codec, positions[start:start + BATCH])
-        matches += sum(len(regex.findall(payload)) for payload in found.values())
+        matches += sum(map(regex.count, found.values()))
     return matches
 
 
-def _scan_quarantine(store: Store, regex: re.Pattern[bytes]) -> list[int]:
+def _scan_quarantine(store: Store, regex: Pattern) -> list[int]:
+    """Quarantined lines holding a match: raw bytes, since they did not decode."""
     with store.db.read() as conn:
-        return [qid for qid, line in conn.execute("SELECT quarantine_id, line FROM quarantine") if regex.search(line)]
+        return [qid for qid, line in conn.execute("SELECT quarantine_id, line FROM quarantine")
+                if regex.raw.search(line)]
 
 
-def _tainted_dictionaries(store: Store, regex: re.Pattern[bytes]) -> list[int]:
+def _tainted_dictionaries(store: Store, regex: Pattern) -> list[int]:
     with store.db.read() as conn:
         return [dict_id for dict_id, data in conn.execute("SELECT dict_id, data FROM dictionaries")
-                if regex.search(data)]
+                if regex.taints(data)]
 
 
 def _affected_projections(store: Store, types: Iterable[str]) -> list[str]:
@@ -253,7 +334,7 @@ def _restore_triggers(tx, statements: list[str]) -> None:
         tx.execute(sql)
 
 
-def _rewrite(store: Store, regex: re.Pattern[bytes], positions: list[int], avoid: list[int], audit_id: str) -> int:
+def _rewrite(store: Store, regex: Pattern, positions: list[int], avoid: list[int], audit_id: str) -> int:
     """Redact the payloads at these positions, one transaction per batch; return how many matches."""
     matches = 0
     for start in range(0, len(positions), BATCH):
@@ -263,7 +344,7 @@ def _rewrite(store: Store, regex: re.Pattern[bytes], positions: list[int], avoid
             triggers = _without_triggers(tx)
             replacements = {}
             for position, original in payloads.read_positions(store.db.conn, store.codec, chunk).items():
-                clean, count = regex.subn(REPLACEMENT, original)
+                clean, count = regex.redact(original)
                 if not count:
                     continue
                 matches += count
@@ -275,29 +356,30 @@ def _rewrite(store: Store, regex: re.Pattern[bytes], positions: list[int], avoid
     return matches
 
 
-def _rewrite_quarantine(store: Store, regex: re.Pattern[bytes], ids: list[int]) -> None:
+def _rewrite_quarantine(store: Store, regex: Pattern, ids: list[int]) -> None:
     for start in range(0, len(ids), BATCH):
         with store.transaction() as tx:
             for qid in ids[start:start + BATCH]:
                 line = tx.execute("SELECT line FROM quarantine WHERE quarantine_id = ?", (qid,))[0][0]
-                tx.execute("UPDATE quarantine SET line = ? WHERE quarantine_id = ?", (regex.sub(REPLACEMENT, line), qid))
+                tx.execute("UPDATE quarantine SET line = ? WHERE quarantine_id = ?", (regex.raw.sub(REPLACEMENT, line), qid))
 
 
-def _replace_dictionaries(store: Store, regex: re.Pattern[bytes], tainted: list[int]) -> int:
+def _replace_dictionaries(store: Store, regex: Pattern, tainted: list[int]) -> int:
     """Replace dictionaries that hold the secret: train a clean one, re-encode their events, delete them."""
     with store.transaction() as tx:
         new_id = store.codec.train(store.db.conn, tx.head(), tx.now)
-        clean = new_id is not None and not regex.search(
+        clean = new_id is not None and not regex.taints(
             tx.execute("SELECT data FROM dictionaries WHERE dict_id = ?", (new_id,))[0][0])
-        if new_id is not None and not clean:
-            tx.execute("DELETE FROM dictionaries WHERE dict_id = ?", (new_id,))
-            new_id = None
-        if new_id is None:
-            # Too little to train from: a small raw-content dictionary still takes the highest id, so
-            # every process stops compressing with the old one at its next write.
+        if not clean:
+            # Too little to train from, or the new one holds the secret too: a small raw-content
+            # dictionary still takes the highest id, so every process stops compressing with the
+            # old one at its next write. It is inserted before a tainted new one is deleted, so it
+            # never takes that one's id (a process would go on compressing with the deleted one).
             tx.execute("INSERT INTO dictionaries (created_at, trained_at, samples, data) VALUES (?, ?, 0, ?)",
                        (tx.now, tx.head(), b'{"type":"user","message":{"role":"assistant","content":[{"type":"text",'
                                            b'"text":"'))
+            if new_id is not None:
+                tx.execute("DELETE FROM dictionaries WHERE dict_id = ?", (new_id,))
     store.codec.reload()
     reencoded = 0
     marks = ",".join("?" * len(tainted))

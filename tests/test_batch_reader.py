@@ -14,7 +14,7 @@ def _fill(store: Store, n: int, start: int = 0) -> None:
     # Bulk appends store runs of payloads as blocks; a large payload is stored alone.
     events = []
     for i in range(start, start + n):
-        body = {"i": i, "text": "x" * (40_000 if i % 97 == 5 else 30 + i % 50)}
+        body = {"i": i, "name": f"e{i}", "text": "x" * (40_000 if i % 97 == 5 else 30 + i % 50)}
         events.append(new_event(stream=f"s{i % 3}", type=("a", "b", "c")[i % 3], data=json.dumps(body).encode()))
     store.append(events)
 
@@ -48,7 +48,7 @@ def test_a_batch_read_ahead_is_read_again_after_another_connection_commits(store
     reader = BatchReader(store, 100)
     first = reader.read(0)  # and the next batch is fetched and decompressing already
     with Store(tmp_path / "events.db") as other:  # a redaction by another connection rewrites it
-        assert redact(other, '"i": 1[0-9][0-9],').events == 100
+        assert redact(other, "^e1[0-9][0-9]$").events == 100
     rest = []
     after = first[-1].position
     while events := reader.read(after):

@@ -143,3 +143,55 @@ def test_redacting_nothing_still_records_the_operation(tmp_path):
         report = redact(store, "absent-[0-9]+")
         assert report.events == 0 and report.audit_position == store.head()
         assert store.read_all()[0].data == b'{"nothing": "to see here"}'
+
+
+def test_a_pattern_every_dictionary_holds_leaves_every_payload_readable(store_copy, tmp_path):
+    """Four digits are in every dictionary, the one trained to replace them too: its stand-in took
+    the id of the new one, deleted, and this process went on compressing with the deleted one, so
+    the redaction's own audit event could never be read again (check, events, export all failed)."""
+    _, db = store_copy
+    report = json.loads(run_cli("redact", r"\d{4}", "--json", db=db).stdout)
+    assert report["events"] > 1000 and report["dictionaries_replaced"] >= 1
+    check = json.loads(run_cli("check", "--json", db=db).stdout)
+    assert check["ok"], check["problems"]
+    run_cli("export", str(tmp_path / "log.jsonl"), db=db)
+    assert json.loads(run_cli("audit", "--json", db=db).stdout)["audit"][-1]["operation"] == "redact"
+
+
+def _one_line_store(tmp_path: Path, content: str) -> Path:
+    tree = tmp_path / "projects" / "proj"
+    tree.mkdir(parents=True)
+    line = {"type": "user", "sessionId": "s1", "uuid": "u1", "parentUuid": None, "cwd": "/tmp/p",
+            "timestamp": "2025-06-01T10:00:00.000Z", "message": {"role": "user", "content": content}}
+    (tree / "s1.jsonl").write_bytes(json.dumps(line).encode() + b"\n")
+    db = tmp_path / "events.db"
+    run_cli("ingest", str(tree.parent), db=db)
+    return db
+
+
+def test_a_redacted_line_stays_json_and_keeps_its_place_in_the_session(tmp_path):
+    """Matched on the raw bytes, an address after a newline took the `n` of its `\\n` escape with it,
+    leaving `\\[REDACTED]`: the line was no longer JSON, its session lost the message, and check
+    failed for good."""
+    db = _one_line_store(tmp_path, "contact:\nalice@example.com please")
+    report = json.loads(run_cli("redact", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}", "--json", db=db).stdout)
+    assert (report["events"], report["matches"]) == (1, 1)
+    with Store(db) as store:
+        line = json.loads(store.get(1).data)
+    assert line["message"]["content"] == "contact:\n[REDACTED] please"
+    assert json.loads(run_cli("sessions", "--json", db=db).stdout)["sessions"][0]["messages"] == 1
+    check = json.loads(run_cli("check", "--json", db=db).stdout)
+    assert check["ok"], check["problems"]
+
+
+@pytest.mark.parametrize("secret, pattern", [('hunter"2x', 'hunter"2x'), ("C:\\Users\\bob\\secret", r"Users\\bob\\secret")])
+def test_a_secret_is_found_as_it_reads_quotes_and_backslashes_included(tmp_path, secret, pattern):
+    """In the stored JSON a quote or a backslash is escaped: matched on the raw bytes, a pattern
+    written as the secret reads found nothing, and the secret stayed."""
+    db = _one_line_store(tmp_path, f"my password is {secret} ok")
+    dry = json.loads(run_cli("redact", pattern, "--dry-run", "--json", db=db).stdout)
+    assert (dry["events"], dry["matches"]) == (1, 1)
+    assert json.loads(run_cli("redact", pattern, "--json", db=db).stdout)["events"] == 1
+    with Store(db) as store:
+        content = json.loads(store.get(1).data)["message"]["content"]
+    assert secret not in content and content.endswith("[REDACTED] ok")

@@ -107,6 +107,11 @@ def backup(dest: Path, force: bool, as_json: bool, db: str | None) -> None:
 def redact(pattern: str, dry_run: bool, as_json: bool, db: str | None) -> None:
     """Replace every match of the regular expression PATTERN in stored payloads with [REDACTED].
 
+    In a transcript line (or any JSON payload) PATTERN is matched against each string as it
+    reads, escapes decoded, so a secret with quotes or backslashes is found as typed and the
+    line stays valid JSON; numbers and JSON syntax are not matched. A line that is not JSON
+    is matched as raw bytes.
+
     PATTERN '-' reads the pattern from the first line of stdin, which keeps a secret out of
     shell history and process listings. The audit trail records a SHA-256 of the pattern,
     never the pattern itself.
