@@ -25,6 +25,11 @@ folds that into the tables, so that `apply(tx, events, prefix)` is
 `apply_facts(tx, facts(events), prefix)`. Reading and decoding the log is most of a rebuild:
 with both methods, helpers do it for ranges of the log in parallel, and the runner applies
 their facts in log order. Without them a projection is rebuilt in the runner's process alone.
+
+Optional method, for `check --deep`, which compares each table with one rebuilt from the log:
+`comparable_rows(conn, table, prefix) -> set | None`, a table's content as rows that any split
+of the log into batches gives alike, for a table whose stored rows depend on the split (rows
+packing each batch's keys, say); None: compare its rows as stored.
 """
 
 from __future__ import annotations

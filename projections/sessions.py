@@ -293,6 +293,10 @@ class SessionsProjection:
         if facts[0]:
             _write(tx, prefix, *facts)
 
+    def comparable_rows(self, conn, table: str, prefix: str) -> set | None:
+        """`session_key_runs` as (key, session_no) pairs: each batch packs its keys in runs of its own."""
+        return set(key_holders(conn, prefix).items()) if table == "session_key_runs" else None
+
 
 def _fold_line(line, assistant: bool, session: str, acc: _Acc, uuids: list, agents: set, models: set) -> None:
     """One user or assistant line, as `schemas.lean` decodes it (`Assistant`, `User`), or a `_Line` when its
@@ -460,11 +464,11 @@ def _holder(tx, p: str, leaf: int) -> int | None:
     return None
 
 
-def key_holders(conn) -> dict[int, int]:
+def key_holders(conn, prefix: str = "") -> dict[int, int]:
     """Every stored record key and the session_no first holding it (what the runs stand for,
     however batches split the log)."""
     holders: dict[int, int] = {}
-    for keys, sessions in conn.execute("SELECT keys, sessions FROM session_key_runs ORDER BY run"):
+    for keys, sessions in conn.execute(f"SELECT keys, sessions FROM {prefix}session_key_runs ORDER BY run"):
         for k, number in zip(_unpacked(keys), _unpacked(sessions, "i")):
             holders.setdefault(k, number)
     return holders
