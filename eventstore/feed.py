@@ -159,8 +159,9 @@ def import_events(store: Store, source: IO[bytes]) -> ImportReport:
                            f"its version {event.version} is held here by another event (the stream is at {here})"
                            if event.version <= here else
                            f"its version {event.version} would leave a gap here, after version {here}")
-                elif position > head:
+                elif position > head:  # new here (a copy of it later in the file is then a duplicate)
                     report.appended += 1
+                    head = position
                 else:
                     report.duplicates += 1
             if last:  # one audit event per import, committed with its last batch

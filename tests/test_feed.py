@@ -123,6 +123,22 @@ def test_export_import_preserves_ids_versions_and_clients_idempotently(tmp_path)
     assert [json.loads(x)["position"] for x in since.read_bytes().splitlines()] == [4, 5]
 
 
+def test_an_event_twice_in_one_import_is_counted_once(tmp_path):
+    """Overlapping exports joined into one file: the second copy was counted as appended too, in
+    the report and in the audit record."""
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    seed(a)
+    dump = tmp_path / "dump.jsonl"
+    run_cli("export", str(dump), db=a)
+    lines = dump.read_bytes().splitlines(keepends=True)
+    joined = tmp_path / "joined.jsonl"
+    joined.write_bytes(b"".join(lines[:3] + lines[:3]))
+    report = json.loads(run_cli("import", str(joined), "--json", db=b).stdout)
+    assert report == {"events": 6, "appended": 3, "duplicates": 3, "conflicts": []}
+    details = json.loads(run_cli("audit", "--json", db=b).stdout)["audit"][-1]["details"]
+    assert (details["appended"], details["duplicates"]) == (3, 3)
+
+
 def test_import_reports_a_conflicting_stream_instead_of_merging(tmp_path):
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     seed(a)
