@@ -73,14 +73,13 @@ def query_tokens(query: str) -> list[tuple[list[str], bool]]:
 def match_expression(query: str, *, syntax: bool = False) -> str | None:
     """The MATCH text for a typed query, or None when it holds nothing searchable.
 
-    Words are ANDed; a trailing `*` on a word makes it a prefix. With `syntax`, the query is
-    FTS5 syntax and is passed through unchanged.
+    Words are ANDed, each once (a word pasted a thousand times cost FTS5 a thousand phrases); a
+    trailing `*` on a word makes it a prefix. With `syntax`, the query is FTS5 syntax and is
+    passed through unchanged.
     """
     if syntax:
         return query if query.strip() else None
-    parts = []
-    for found, prefix in query_tokens(query):
-        parts.append(_quote(" ".join(found)) + ("*" if prefix else ""))
+    parts = dict.fromkeys(_quote(" ".join(found)) + ("*" if prefix else "") for found, prefix in query_tokens(query))
     return " ".join(parts) or None
 
 
