@@ -52,21 +52,21 @@ def new_event_id() -> str:
     return uuid.uuid4().hex
 
 
-def audit_event(operation: str, details: dict[str, Any], event_id: str | None = None) -> NewEvent:
+def audit_event(operation: str, details: dict[str, Any], event_id: str | None, occurred_at: int) -> NewEvent:
     """The event recording one administrative operation."""
-    from eventstore.storage import now_ms
-
     event_id = event_id or new_event_id()
     return NewEvent(
         event_id=event_id, stream=AUDIT_STREAM, type=TYPE_PREFIX + operation, entity=ENTITY,
         entity_id=event_id, op="create", data=msgspec.json.encode(details), actor=actor(),
-        occurred_at=now_ms(),
+        occurred_at=occurred_at,
     )
 
 
 def record(tx, operation: str, details: dict[str, Any], event_id: str | None = None) -> int:
-    """Append an audit event inside the caller's transaction (so it commits with the operation)."""
-    return tx.append([audit_event(operation, details, event_id)])[0]
+    """Append an audit event inside the caller's transaction (so it commits with the operation).
+    It occurred when the transaction began, the time its append is recorded at: stamped later,
+    it read as recorded before it occurred."""
+    return tx.append([audit_event(operation, details, event_id, tx.now)])[0]
 
 
 def record_now(store, operation: str, details: dict[str, Any], event_id: str | None = None) -> int:

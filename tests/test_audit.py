@@ -41,6 +41,8 @@ def test_replay_and_import_are_recorded_with_actor_and_counts(tmp_path):
     with Store(b) as store:
         events = store.read_stream("audit")
         assert [e.version for e in events] == [1, 2, 3]
+        # Stamped when the transaction began, as its append is: never recorded before it occurred.
+        assert all(e.occurred_at == e.recorded_at for e in events)
         assert {(e.type, e.entity, e.op) for e in events} == {("audit.replay", "operation", "create"),
                                                               ("audit.import", "operation", "create")}
     # Both stores' audit events go back and forth without conflicts or copies.
