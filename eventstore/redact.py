@@ -180,14 +180,14 @@ def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progr
     regex = Pattern(pattern)
     report = RedactReport(pattern_sha256=pattern_hash(pattern), dry_run=dry_run)
     say("scanning")
-    found, types, head = _scan_events(store, regex, 0)
+    found, types, head, matches = _scan_events(store, regex, 0)
     quarantined = _scan_quarantine(store, regex)
     tainted = _tainted_dictionaries(store, regex)
     report.quarantined_lines = len(quarantined)
     report.dictionaries_replaced = len(tainted)
     if dry_run:
         report.events, report.positions = len(found), found[:LISTED_POSITIONS]
-        report.matches = _count_matches(store, regex, found)
+        report.matches = matches
         report.event_types = sorted(types)
         report.projections_rebuilt = _affected_projections(store, types)
         report.seconds = round(time.perf_counter() - started, 3)
@@ -204,7 +204,7 @@ def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progr
             report.matches += _rewrite(store, regex, found, tainted, audit_id)
             redacted.extend(found)
             # A writer may have appended more of it since the scan (a transcript still being written).
-            found, more_types, head = _scan_events(store, regex, head)
+            found, more_types, head, _ = _scan_events(store, regex, head)
             types |= more_types
         report.events, report.positions = len(redacted), redacted[:LISTED_POSITIONS]
         report.event_types = sorted(types)
@@ -236,9 +236,11 @@ def redact(store: Store, pattern: str, *, dry_run: bool = False, progress: Progr
 # ---------------------------------------------------------------- finding
 
 
-def _scan_events(store: Store, regex: Pattern, after: int) -> tuple[list[int], set[str], int]:
-    """Positions (after `after`) whose payload matches, their types, and the last position read."""
+def _scan_events(store: Store, regex: Pattern, after: int) -> tuple[list[int], set[str], int, int]:
+    """Positions (after `after`) whose payload matches, their types, the last position read, and
+    how many matches redacting them replaces."""
     found: list[int] = []
+    matches = 0
     types: set[str] = set()
     codec = store.codec
     while True:
@@ -247,22 +249,14 @@ def _scan_events(store: Store, regex: Pattern, after: int) -> tuple[list[int], s
                                 " ORDER BY position LIMIT ?", (after, SCAN_BATCH)).fetchall()
             decoded = payloads.read(conn, codec, [(p, d, data, b) for p, _, d, data, b in rows])
         if not rows:
-            return found, types, after
+            return found, types, after, matches
         for (position, type_no, *_), payload in zip(rows, decoded):
-            if regex.count(payload):
+            count = regex.count(payload)
+            if count:
+                matches += count
                 found.append(position)
                 types.add(store.names.name(store.db.conn, type_no))
         after = rows[-1][0]
-
-
-def _count_matches(store: Store, regex: Pattern, positions: list[int]) -> int:
-    """How many matches redacting the payloads at these positions would replace (as `_rewrite` counts them)."""
-    matches = 0
-    for start in range(0, len(positions), BATCH):
-        with store.db.read() as conn:
-            found = payloads.read_positions(conn, store.codec, positions[start:start + BATCH])
-        matches += sum(map(regex.count, found.values()))
-    return matches
 
 
 def _scan_quarantine(store: Store, regex: Pattern) -> list[int]:
