@@ -5,7 +5,10 @@ phrase, so quotes, operators, punctuation and unicode are searched for, never in
 `syntax=True` passes FTS5 query syntax through (AND, OR, NOT, NEAR, prefix*, column filters).
 
 Tokens come from FTS5's own tokenizers (through apsw, on a private in-memory connection), so
-the query, the index and the highlighted snippet agree on what a word is.
+the query, the index and the highlighted snippet agree on what a word is. Chinese, Japanese and
+Korean put no space between words, where FTS5's unicode61 would make a whole sentence one token:
+each of their characters is a token of its own (the index is given `spaced` text), and a word
+of them is searched for as the phrase of its characters, which finds it anywhere in a sentence.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from bisect import bisect_right
 from collections.abc import Sequence
 
 import apsw
 
 __all__ = [
     "TEXT_TOKENIZE", "CODE_TOKENIZE", "code_match", "highlight", "match_expression", "query_tokens",
-    "snippet", "tokens",
+    "snippet", "spaced", "tokens",
 ]
 
 TEXT_TOKENIZE = ("unicode61", "remove_diacritics", "2")
@@ -30,6 +34,14 @@ CODE_TOKENIZE = ("trigram", "remove_diacritics", "1")
 MARK_START, MARK_END = "**", "**"
 """How a snippet marks a matched word (Markdown bold: readable as text and as Markdown)."""
 
+_UNSPACED = (
+    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
+    "\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003ffff"
+)
+"""Hangul, kana and Han characters: the scripts written without spaces between words."""
+_UNSPACED_CHAR = re.compile(f"([{_UNSPACED}])")
+_UNSPACED_RUN = re.compile(f"[{_UNSPACED}]+")
+
 _lock = threading.Lock()
 
 
@@ -39,13 +51,40 @@ def _tokenizer(spec: tuple[str, ...]) -> apsw.FTS5Tokenizer:
     return connection.fts5_tokenizer(spec[0], list(spec[1:]))
 
 
+def _pieces(text: str) -> list[str] | None:
+    """The text cut around each character of a script written without spaces; None: it has none."""
+    if text.isascii() or _UNSPACED_CHAR.search(text) is None:
+        return None
+    return [piece for piece in _UNSPACED_CHAR.split(text) if piece]
+
+
+def spaced(text: str) -> str:
+    """The text as the word index is given it: a space around each Chinese, Japanese or Korean
+    character, so that each is a token of its own (what `tokens` gives)."""
+    pieces = _pieces(text)
+    return text if pieces is None else " ".join(pieces)
+
+
 def tokens(text: str, spec: tuple[str, ...] = TEXT_TOKENIZE, *, query: bool = False) -> list[tuple[int, int, str]]:
-    """FTS5's tokens of a text: (start, end, token) with UTF-8 byte offsets."""
+    """FTS5's tokens of a text: (start, end, token) with UTF-8 byte offsets. With the word
+    index's tokenizer, each Chinese, Japanese or Korean character is a token (see `spaced`)."""
     reason = apsw.FTS5_TOKENIZE_QUERY if query else apsw.FTS5_TOKENIZE_DOCUMENT
-    data = text.encode("utf-8", "surrogatepass")
+    pieces = _pieces(text) if spec == TEXT_TOKENIZE else None
+    data = text.encode("utf-8", "surrogatepass") if pieces is None else " ".join(pieces).encode(
+        "utf-8", "surrogatepass")
     with _lock:
         found = _tokenizer(spec)(data, reason, None, include_colocated=False)
-    return [(t[0], t[1], t[2]) for t in found]
+    if pieces is None:
+        return [(t[0], t[1], t[2]) for t in found]
+    starts, at = [], 0  # where each piece starts in the spaced text: piece k is k spaces further on
+    for k, piece in enumerate(pieces):
+        starts.append(at + k)
+        at += len(piece.encode("utf-8", "surrogatepass"))
+    out = []
+    for t in found:
+        k = bisect_right(starts, t[0]) - 1
+        out.append((t[0] - k, t[1] - k, t[2]))
+    return out
 
 
 def _quote(text: str) -> str:
@@ -75,12 +114,27 @@ def match_expression(query: str, *, syntax: bool = False) -> str | None:
 
     Words are ANDed, each once (a word pasted a thousand times cost FTS5 a thousand phrases); a
     trailing `*` on a word makes it a prefix. With `syntax`, the query is FTS5 syntax and is
-    passed through unchanged.
+    passed through unchanged, but for Chinese, Japanese and Korean words, which become the
+    phrases of their characters (see `spaced`).
     """
     if syntax:
-        return query if query.strip() else None
+        return _phrases_of_unspaced(query) if query.strip() else None
     parts = dict.fromkeys(_quote(" ".join(found)) + ("*" if prefix else "") for found, prefix in query_tokens(query))
     return " ".join(parts) or None
+
+
+def _phrases_of_unspaced(query: str) -> str:
+    """FTS5 syntax with each run of Chinese, Japanese or Korean characters made the phrase of its
+    characters: quoted where it stands bare, spaced inside a string (FTS5 doubles a quote inside a
+    string, so every other piece between quotes is inside one)."""
+    if query.isascii():
+        return query
+    parts = query.split('"')
+    for i, part in enumerate(parts):
+        parts[i] = _UNSPACED_RUN.sub(
+            (lambda m: " " + " ".join(m.group()) + " ") if i % 2 else (lambda m: '"' + " ".join(m.group()) + '"'),
+            part)
+    return '"'.join(parts)
 
 
 def code_match(query: str, *, most: int = 16) -> str | None:
@@ -132,17 +186,17 @@ def snippet(text: str, query: str, *, syntax: bool = False, width: int = 160,
     start = toks[first][0] if first else 0
     pieces: list[str] = ["…"] if start > 0 else []
     cursor = start
+    marks: list[tuple[int, int]] = []
     for i in hits:
         s, e, _ = toks[i]
         if s < start:
             continue
         if e - start > width:
             break
-        pieces += [data[cursor:s].decode("utf-8", "ignore"), MARK_START,
-                   data[s:e].decode("utf-8", "ignore"), MARK_END]
+        marks.append((s, e))
         cursor = e
     stop = max(cursor, start + width)
-    pieces.append(data[cursor:stop].decode("utf-8", "ignore"))
+    pieces.append(_marked(data, start, stop, marks))
     if stop < len(data):
         pieces.append("…")
     return _one_line("".join(pieces))
@@ -171,12 +225,24 @@ def highlight(text: str, words: Sequence[str]) -> str:
     """The whole text with the given words marked (for people reading a full result)."""
     wanted = {t[2] for w in words for t in tokens(w, query=True)}
     data = text.encode("utf-8", "surrogatepass")
-    out, cursor = [], 0
-    for s, e, tok in tokens(text):
-        if tok in wanted:
-            out += [data[cursor:s].decode("utf-8", "ignore"), MARK_START, data[s:e].decode("utf-8", "ignore"), MARK_END]
-            cursor = e
-    out.append(data[cursor:].decode("utf-8", "ignore"))
+    return _marked(data, 0, len(data), [(s, e) for s, e, tok in tokens(text) if tok in wanted])
+
+
+def _marked(data: bytes, start: int, stop: int, marks: list[tuple[int, int]]) -> str:
+    """`data[start:stop]` as text, each (start, end) of `marks` marked; marks that touch are one
+    (the characters of a Chinese, Japanese or Korean word are tokens side by side)."""
+    out, cursor, open_mark = [], start, False
+    for s, e in marks:
+        if open_mark and s == cursor:
+            out.append(data[s:e].decode("utf-8", "ignore"))
+        else:
+            if open_mark:
+                out.append(MARK_END)
+            out += [data[cursor:s].decode("utf-8", "ignore"), MARK_START, data[s:e].decode("utf-8", "ignore")]
+        cursor, open_mark = e, True
+    if open_mark:
+        out.append(MARK_END)
+    out.append(data[cursor:stop].decode("utf-8", "ignore"))
     return "".join(out)
 
 

@@ -4,10 +4,12 @@ Two contentless FTS5 tables (`content=''`) keep only the index, never the text, 
 the compressed log:
 
 - `fts_text` (tokenize unicode61, contentless_delete=1 so memories can change): bm25-ranked
-  word, phrase and NEAR search. It keeps positions (detail=full): without them it is a quarter
-  of the size, but phrases must then be checked against the text read back from the log, and
-  on the 500 MB benchmark tree a phrase of common words has thousands of candidates that hold
-  its words apart (measured: 7 of 60 quoted phrases found nothing, p50 90 ms instead of 10).
+  word, phrase and NEAR search. It is given `fts_query.spaced` text, in which each Chinese,
+  Japanese and Korean character is a word. It keeps positions (detail=full): without them it
+  is a quarter of the size, but phrases must then be checked against the text read back from
+  the log, and on the 500 MB benchmark tree a phrase of common words has thousands of
+  candidates that hold its words apart (measured: 7 of 60 quoted phrases found nothing, p50
+  90 ms instead of 10).
 - `fts_code` (tokenize trigram, detail=none, columnsize=0: never ranked, never deleted from):
   substring candidates in code and paths, confirmed against the text read back from the log.
 
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 import msgspec
 
 from projections.base import Writer
-from projections.fts_query import CODE_TOKENIZE, TEXT_TOKENIZE, code_match, match_expression
+from projections.fts_query import CODE_TOKENIZE, TEXT_TOKENIZE, code_match, match_expression, spaced
 from projections.search_text import MESSAGE_TYPES, ROLES, NameTables, TextOptions, extract
 from schemas import memories as mem
 from schemas.envelope import RecordedEvent
@@ -93,7 +95,7 @@ class FulltextProjection:
 
     def __init__(self, options: FtsOptions | None = None) -> None:
         self.options = options or FtsOptions()
-        self.version = f"3:{self.options.identity()}"
+        self.version = f"4:{self.options.identity()}"  # 4: Chinese, Japanese and Korean characters are words
 
     def create(self, tx: Writer, prefix: str) -> None:
         """Create the tables, every name prefixed with `prefix`."""
@@ -114,7 +116,7 @@ class FulltextProjection:
                 found = extract(event, self.options.text)
                 if found is not None:
                     out.append((event.position, ROLE_NUMBER[found.role], found.session_id, found.project,
-                                found.timestamp, found.text, found.code))
+                                found.timestamp, spaced(found.text), found.code))
             else:
                 out.append(event)
         return out
@@ -148,7 +150,7 @@ def _flush(tx: Writer, p: str, docs: list, texts: list, codes: list) -> None:
 
 
 def _memory_body(text: str, tags: Sequence[str]) -> str:
-    return text + ("\n" + " ".join(tags) if tags else "")
+    return spaced(text + ("\n" + " ".join(tags) if tags else ""))
 
 
 def _apply_memory(tx: Writer, p: str, names: NameTables, event: RecordedEvent) -> None:

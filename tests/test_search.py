@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import apsw
 import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -15,7 +16,7 @@ from eventstore import Store
 from eventstore.ingest import Ingester
 from projections import fulltext, memories, search_text
 from projections.embedders import HashedLexicalEmbedder
-from projections.fts_query import match_expression, snippet, tokens
+from projections.fts_query import match_expression, snippet, spaced, tokens
 from projections.memories import MemoriesProjection
 from projections.runner import Runner
 from projections.search import Filters, QuerySyntaxError, search
@@ -466,3 +467,56 @@ def test_tool_input_prose_is_found_by_words_and_code_by_substrings(tmp_path):
         assert [h.event_position for h in find(store, "numbat handler")] == [2]
         assert [h.event_position for h in find(store, "srv/quokkad")] == [1]  # a substring: the code index
         runner.close()
+
+
+# ---------------------------------------------------------------- scripts written without spaces
+
+
+def test_chinese_japanese_and_korean_words_are_found_inside_sentences(tmp_path):
+    """unicode61 alone makes a whole sentence of them one token, which no word of it matched."""
+    root = tmp_path / "projects" / "-srv"
+    root.mkdir(parents=True)
+    lines = [("user", "東京タワーに行きました。Python入門も読んだ"), ("assistant", "数据库迁移已经完成了"),
+             ("user", "내일 서울에서 만나요"), ("assistant", "the zebra is fine")]
+    with open(root / "s1.jsonl", "w") as f:
+        for i, (kind, text) in enumerate(lines):
+            f.write(_line(kind, "s1", "/srv", f"2026-03-01T10:00:0{i}.000Z", text, f"u{i}"))
+    with Store(tmp_path / "events.db") as store:
+        Ingester(store).ingest([tmp_path / "projects"])
+        runner = ready(store)
+
+        def positions(query, **kw):
+            return sorted(h.event_position for h in find(store, query, **kw))
+
+        assert positions("タワー") == positions("入門") == positions("python") == [1]
+        assert positions("迁移") == [2] and positions("서울") == [3]
+        assert positions("ワタ") == []  # the characters of a word, out of order
+        assert positions("タワー 迁移") == []  # each word is required
+        assert positions("タワー OR 서울", syntax=True) == [1, 3]
+        assert positions('"完成" NOT zebra', syntax=True) == [2]
+        [hit] = find(store, "タワー")
+        assert "東京**タワー**に" in hit.snippet  # one mark for the word, not one per character
+        memories.add(store, "週末のデプロイは禁止", project="srv")
+        Runner(store, projections()).catch_up()
+        assert [h.kind for h in find(store, "デプロイ")] == ["memory"]
+        runner.close()
+
+
+_UNICODE61 = apsw.Connection(":memory:").fts5_tokenizer("unicode61", ["remove_diacritics", "2"])
+
+
+@settings(max_examples=400, deadline=None)
+@example(text="東京タワー々。Python入門 서울에서 café")
+@given(text=st.lists(st.sampled_from(["東京", "タワー", "ｶﾀｶﾅ", "서울", "ー", "々", "。", "・", " ", "a", "Café", "x1",
+                                      "e\u0301", "😀", "\ud800", "\n", "𠮷"]) | st.text(max_size=4),
+                     max_size=12).map("".join))
+def test_tokens_are_the_words_the_index_is_given(text):
+    """What a query and a snippet see as words is what FTS5 makes of the text the index is given,
+    and each token's offsets hold that token."""
+    found = tokens(text)
+    spaced_text = spaced(text).encode("utf-8", "surrogatepass")
+    assert [t[2] for t in found] == [t[2] for t in _UNICODE61(spaced_text, apsw.FTS5_TOKENIZE_DOCUMENT, None,
+                                                              include_colocated=False)]
+    data = text.encode("utf-8", "surrogatepass")
+    for start, end, token in found:
+        assert tokens(data[start:end].decode("utf-8", "surrogatepass")) == [(0, end - start, token)]
