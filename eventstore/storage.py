@@ -112,8 +112,19 @@ def prepare_path(path: Path) -> None:
             os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
-    elif path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077 and _owned(path):
-        os.chmod(path, 0o600)
+
+
+def make_private_files(path: Path) -> None:
+    """Make a database of ours and its WAL files (which SQLite creates with the database's mode)
+    readable by their owner alone, when we own them. Called once the file is known to be ours:
+    a file --db names by mistake keeps its mode."""
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            status = file.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(status.st_mode) and stat.S_IMODE(status.st_mode) & 0o077 and status.st_uid == os.getuid():
+            os.chmod(file, 0o600)
 
 
 def make_private_directory(directory: Path) -> None:
@@ -129,10 +140,6 @@ def make_private_directory(directory: Path) -> None:
         except FileExistsError:  # made meanwhile by another process: its mode is its own
             continue
         os.chmod(directory, 0o700)
-
-
-def _owned(path: Path) -> bool:
-    return path.stat().st_uid == os.getuid()
 
 
 def select_in(conn: apsw.Connection, sql: str, values: Sequence[object], chunk: int = 500) -> list[tuple]:
@@ -183,6 +190,7 @@ class Database:
             try:
                 use_busy_timeout(self.conn)  # before the first read: another process may be writing
                 self._check_is_ours()
+                make_private_files(self.path)
                 for setting in SETTINGS:
                     setting(self.conn)
                 if migrate:

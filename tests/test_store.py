@@ -134,12 +134,36 @@ def test_new_database_is_private_whatever_the_umask(tmp_path):
             assert stat.S_IMODE(sidecar.stat().st_mode) & 0o077 == 0
 
 
-def test_file_that_is_not_a_database_is_refused(tmp_path):
+def test_an_existing_database_is_made_private_with_its_wal_files(tmp_path):
+    """SQLite makes the WAL files with the database's mode as it first reads it, before the
+    mode is tightened: they are tightened too."""
+    path = tmp_path / "events.db"
+    with Store(path) as s:
+        s.append([new_event()])
+    path.chmod(0o644)
+    with Store(path) as s:
+        s.append([new_event()])
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def test_file_that_is_not_a_database_is_refused_and_left_as_it_was(tmp_path):
     path = tmp_path / "notes.db"
     path.write_bytes(b"these are my notes, not a database" * 200)
+    path.chmod(0o644)
     with pytest.raises(NotADatabase, match="not an eventstore database"):
         Store(path)
     assert path.read_bytes().startswith(b"these are my notes")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # --db named it by mistake: not ours to change
+    other = tmp_path / "other.db"
+    foreign = sqlite3.connect(other)
+    foreign.execute("CREATE TABLE notes (body TEXT)")
+    foreign.commit()
+    foreign.close()
+    other.chmod(0o644)
+    with pytest.raises(NotADatabase, match="not an eventstore one"):
+        Store(other)
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644
 
 
 def test_a_database_cut_short_is_called_damaged_not_foreign(tmp_path):
