@@ -348,14 +348,18 @@ def day_start_ms(day: str, zone: str | None) -> int:
     return int(datetime(year, month, mday, tzinfo=ZoneInfo(zone)).timestamp()) * 1000
 
 
+LAST_DAY = "99991231"
+"""The last date YYYYMMDD can write: it has no next day."""
+
+
 def next_day(day: str) -> str:
-    """The YYYYMMDD day after a YYYYMMDD day."""
+    """The YYYYMMDD day after a YYYYMMDD day before `LAST_DAY`."""
     return _day_label(_days(day) + 1).replace("-", "")
 
 
 def is_day(text: str) -> bool:
-    """Whether `text` is a real calendar date written YYYYMMDD."""
-    if len(text) != 8 or not text.isdigit() or not (1 <= int(text[4:6]) <= 12):
+    """Whether `text` is a real calendar date written YYYYMMDD (years 0001 to 9999)."""
+    if len(text) != 8 or not text.isdigit() or not (1 <= int(text[4:6]) <= 12) or text[:4] == "0000":
         return False
     return _day_label(_days(text)).replace("-", "") == text
 
@@ -374,7 +378,7 @@ def build_report(conn, kind: str, since: str | None, until: str | None, zone: st
     """One usage report from the read model on `conn` (zone: IANA name, None for the system zone)."""
     if kind == "session":
         start = day_start_ms(since, zone) if since else None
-        end = day_start_ms(next_day(until), zone) if until else None
+        end = day_start_ms(next_day(until), zone) if until and until != LAST_DAY else None
         return report(kind, session_rows(conn, start, end))
     return report(kind, daily_rows(conn, zone_offsets(zone)), since=since, until=until)
 

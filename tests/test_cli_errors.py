@@ -125,3 +125,30 @@ def test_a_relative_xdg_data_home_is_ignored(tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert (home / ".local" / "share" / "eventstore" / "events.db").is_file()
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_first_and_last_dates_are_open_ends_not_errors(db):
+    """--until 99991231 has no next day, and midnight of 0001-01-01 east of UTC falls in year 0:
+    both gave tracebacks, and `usage session --until 99991231` an empty report."""
+    tokyo = {"TZ": "Asia/Tokyo"}
+
+    def doc(*args: str) -> dict:
+        import json
+
+        result = run_cli(*args, "--json", db=db, env=tokyo, check=False)
+        _failed_cleanly(result, 0)
+        return json.loads(result.stdout)
+
+    everything = doc("usage", "session")["totals"]["totalTokens"]
+    assert everything > 0
+    for zone in ((), ("--timezone", "Asia/Tokyo")):
+        assert doc("usage", "session", "--since", "00010101", "--until", "99991231", *zone)["totals"]["totalTokens"] \
+            == everything
+    assert doc("usage", "daily", "--until", "99991231")["totals"]["totalTokens"] == everything
+    sessions = doc("sessions")["sessions"]
+    assert doc("sessions", "--since", "00010101", "--until", "99991231")["sessions"] == sessions
+    assert doc("search", "the", "--since", "00010101", "--until", "99991231") == doc("search", "the")
+    assert doc("tasks", "--as-of", "0001-01-01") == {"tasks": []}
+    assert doc("tasks", "--as-of", "9999-12-31T23:59:59") == doc("tasks")
+    stderr = _failed_cleanly(run_cli("usage", "session", "--since", "00000101", db=db, check=False), 2)
+    assert "'00000101' is not a date YYYYMMDD" in stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import click
 
@@ -55,8 +55,12 @@ def local_day_start(text: str, option: str) -> datetime:
 
 
 def local_ms(moment: datetime) -> int:
-    """A naive local time (or an aware one) as milliseconds since the epoch."""
-    return round(moment.astimezone().timestamp() * 1000)
+    """A naive local time (or an aware one) as milliseconds since the epoch. Within a day of year
+    1 or 9999 the local zone's offset may reach past what datetime holds: it is taken as UTC."""
+    try:
+        return round(moment.astimezone().timestamp() * 1000)
+    except (ValueError, OverflowError):
+        return round(moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp() * 1000)
 
 
 def local_time(iso_time: str | None) -> str:
@@ -67,9 +71,11 @@ def local_time(iso_time: str | None) -> str:
 
 
 def day_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    """--since/--until YYYYMMDD (local days, both inclusive) as a [start, end) range in ms."""
+    """--since/--until YYYYMMDD (local days, both inclusive) as a [start, end) range in ms (end
+    None after 9999-12-31, which has no next day)."""
     start = local_ms(local_day_start(since, "--since")) if since else None
-    end = local_ms(local_day_start(until, "--until") + timedelta(days=1)) if until else None
+    last = local_day_start(until, "--until") if until else None
+    end = local_ms(last + timedelta(days=1)) if last is not None and last.date() < date.max else None
     return start, end
 
 

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 
 import click
 
 from eventstore.cli.common import db_option, emit_json, json_option, open_store, print_table, warn
 
 ROLE_CHOICES = ("user", "assistant", "tool", "summary", "memory")
-
-
-def _day(value: str | None, *, end: bool) -> int | None:
-    """YYYYMMDD (local time) as milliseconds since the epoch: its start, or the next day's for --until."""
-    if value is None:
-        return None
-    try:
-        day = datetime.strptime(value, "%Y%m%d")
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date as YYYYMMDD") from None
-    if end:
-        day += timedelta(days=1)
-    return int(day.astimezone().timestamp() * 1000)
 
 
 def _marked(snippet: str) -> str:
@@ -55,12 +41,12 @@ def search(query: str, mode: str, project: str | None, session: str | None, role
     QUERY is searched for as typed: each word must occur ("quoted words" as a phrase). A word
     ending in * matches as a prefix. --syntax takes FTS5 syntax instead.
     """
-    from eventstore.cli.projections import catch_up
+    from eventstore.cli.projections import catch_up, day_range
     from projections import search as search_lib
     from projections.vectors import pending_count
 
-    filters = search_lib.Filters(project=project, session=session, roles=tuple(roles) or None,
-                                 since=_day(since, end=False), until=_day(until, end=True))
+    start, end = day_range(since, until)
+    filters = search_lib.Filters(project=project, session=session, roles=tuple(roles) or None, since=start, until=end)
     with open_store(db) as store:
         catch_up(store, ["fulltext"] if mode == "fts" else ["fulltext", "memories", "vectors"])
         hits = search_lib.search(store, query, mode=mode, filters=filters, limit=limit, syntax=syntax)  # type: ignore[arg-type]
