@@ -43,30 +43,35 @@ def serve(argv: list[str]) -> bool:
 
 
 def _parse(argv: list[str]) -> tuple[str, dict[str, str | None]] | None:
+    """`[--db PATH] usage KIND [--since D] [--until D] [--timezone TZ] [--db PATH] --json`, as click
+    parses it, or None for anything else (the full command line then accepts or refuses it)."""
     options: dict[str, str | None] = dict.fromkeys(_VALUED)
-    args = list(argv)
     as_json = False
-    rest: list[str] = []
+    words: list[str] = []  # `usage`, then the kind
     i = 0
-    while i < len(args):
-        name, eq, value = args[i].partition("=")
-        if args[i] == "--json":
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        allowed = ("--db",) if not words else () if len(words) == 1 else _VALUED
+        if arg == "--json" and len(words) == 2:
             as_json = True
             i += 1
-        elif name in _VALUED and eq:
+        elif name in allowed and eq:
             options[name] = value
             i += 1
-        elif name in _VALUED and i + 1 < len(args):
-            options[name] = args[i + 1]
+        elif name in allowed and i + 1 < len(argv):
+            options[name] = argv[i + 1]
             i += 2
-        elif args[i].startswith("-"):
+        elif arg.startswith("-") or len(words) == 2:
             return None
         else:
-            rest.append(args[i])
+            words.append(arg)
             i += 1
-    if not as_json or len(rest) != 2 or rest[0] != "usage" or rest[1] not in KINDS or options["--db"] == "":
+    if not as_json or words[:1] != ["usage"] or len(words) != 2 or words[1] not in KINDS:
         return None
-    return rest[1], options
+    if options["--db"] == "" or (options["--db"] is None and os.environ.get("EVENTSTORE_DB") == ""):
+        return None  # the full command line says why an empty path is refused
+    return words[1], options
 
 
 def schema_version() -> int:

@@ -39,6 +39,9 @@ def db_path(db: str | None) -> Path:
             if isinstance(ctx.obj, dict):
                 db = ctx.obj.get("db")
             ctx = ctx.parent
+    if db is None and os.environ.get("EVENTSTORE_DB") == "":  # as `--db ""`, below
+        raise click.BadParameter("$EVENTSTORE_DB is set but empty; unset it to use the default database",
+                                 param_hint="--db")
     if db is None:
         return default_db_path()
     if not db:  # `--db "$UNSET"`: not the default database, which may be another one altogether
