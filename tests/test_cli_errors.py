@@ -152,3 +152,14 @@ def test_the_first_and_last_dates_are_open_ends_not_errors(db):
     assert doc("tasks", "--as-of", "9999-12-31T23:59:59") == doc("tasks")
     stderr = _failed_cleanly(run_cli("usage", "session", "--since", "00000101", db=db, check=False), 2)
     assert "'00000101' is not a date YYYYMMDD" in stderr
+
+
+@pytest.mark.parametrize("args", [("tasks", "add", b"bad\xffbyte"), ("memories", "add", b"bad\xffbyte"),
+                                  ("sessions", "--project", b"bad\xff"), ("tasks", "--status", b"bad\xff"),
+                                  ("memories", "list", "--tag", b"\xfe")])
+def test_text_that_is_not_utf8_is_a_usage_error(db, args):
+    """A shell passes any bytes: such text could be neither stored nor shown (it gave tracebacks)."""
+    result = subprocess.run([sys.executable.encode(), b"-m", b"eventstore", b"--db", bytes(db),
+                             *(a if isinstance(a, bytes) else a.encode() for a in args)],
+                            capture_output=True, timeout=120)
+    assert "is not UTF-8 text" in _failed_cleanly(result, 2)

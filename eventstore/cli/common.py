@@ -15,6 +15,24 @@ from eventstore.errors import EventStoreError
 
 
 COUNT = click.IntRange(min=0, max=2**63 - 1)
+
+
+class _Text(click.ParamType):
+    """A string that must be UTF-8: a shell passes any bytes, and text that is not could be neither
+    stored nor shown (Python hands it over with lone surrogates)."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail(f"{value.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text", param, ctx)
+        return value
+
+
+TEXT = _Text()
 """A position, cursor, version or limit: a whole number from 0 up to what SQLite can hold."""
 
 

@@ -12,6 +12,7 @@ import click
 from eventstore.cli.common import (
     COUNT,
     TABLE_ROWS,
+    TEXT,
     db_option,
     emit_json,
     emit_json_lines,
@@ -26,7 +27,7 @@ CHANGES_PAGE = 5_000
 
 
 @click.command()
-@click.option("--stream", help="Only this stream's events, in version order.")
+@click.option("--stream", type=TEXT, help="Only this stream's events, in version order.")
 @click.option("--after", type=COUNT, default=0, show_default=True, help="Only events after this position.")
 @click.option("--limit", type=COUNT,
               help=f"At most this many events (the table shows {TABLE_ROWS} unless given; --json, all).")

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import click
 
-from eventstore.cli.common import COUNT, db_option, emit_json, json_option, open_store, print_table, warn, warn_if_no_session
+from eventstore.cli.common import (COUNT, TEXT, db_option, emit_json, json_option, open_store, print_table, warn,
+                                   warn_if_no_session)
 
 _expect_option = click.option(
     "--expect-version", "expected_version", type=click.IntRange(min=1, max=COUNT.max), default=None,
@@ -53,9 +54,9 @@ def memories(ctx: click.Context) -> None:
 
 
 @memories.command("add")
-@click.argument("text")
-@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
-@click.option("--project", help="The project it belongs to (default: none, every project).")
+@click.argument("text", type=TEXT)
+@click.option("--tag", "tags", type=TEXT, multiple=True, help="A tag (repeatable).")
+@click.option("--project", type=TEXT, help="The project it belongs to (default: none, every project).")
 @json_option
 @db_option
 def add(text: str, tags: tuple[str, ...], project: str | None, as_json: bool, db: str | None) -> None:
@@ -68,11 +69,11 @@ def add(text: str, tags: tuple[str, ...], project: str | None, as_json: bool, db
 
 
 @memories.command("update")
-@click.argument("memory_id")
-@click.option("--text", help="New text.")
-@click.option("--tag", "tags", multiple=True, help="Replace the tags with these (repeatable).")
+@click.argument("memory_id", type=TEXT)
+@click.option("--text", type=TEXT, help="New text.")
+@click.option("--tag", "tags", type=TEXT, multiple=True, help="Replace the tags with these (repeatable).")
 @click.option("--clear-tags", is_flag=True, help="Remove every tag.")
-@click.option("--project", help="New project ('' for none).")
+@click.option("--project", type=TEXT, help="New project ('' for none).")
 @_expect_option
 @json_option
 @db_option
@@ -95,8 +96,8 @@ def update(memory_id: str, text: str | None, tags: tuple[str, ...], clear_tags: 
 
 
 @memories.command("forget")
-@click.argument("memory_id")
-@click.option("--reason", default="", help="Why (kept in the log).")
+@click.argument("memory_id", type=TEXT)
+@click.option("--reason", type=TEXT, default="", help="Why (kept in the log).")
 @_expect_option
 @json_option
 @db_option
@@ -111,9 +112,9 @@ def forget(memory_id: str, reason: str, expected_version: int | None, as_json: b
 
 
 @memories.command("link")
-@click.argument("memory_id")
-@click.option("--session", help="The session to link to.")
-@click.option("--task", help="The task to link to.")
+@click.argument("memory_id", type=TEXT)
+@click.option("--session", type=TEXT, help="The session to link to.")
+@click.option("--task", type=TEXT, help="The task to link to.")
 @_expect_option
 @json_option
 @db_option
@@ -153,9 +154,9 @@ def _warn_if_unknown(store, target: str, target_id: str) -> None:
 
 
 @memories.command("unlink")
-@click.argument("memory_id")
-@click.option("--session", help="The session to unlink from.")
-@click.option("--task", help="The task to unlink from.")
+@click.argument("memory_id", type=TEXT)
+@click.option("--session", type=TEXT, help="The session to unlink from.")
+@click.option("--task", type=TEXT, help="The task to unlink from.")
 @_expect_option
 @json_option
 @db_option
@@ -166,10 +167,10 @@ def unlink(memory_id: str, session: str | None, task: str | None, expected_versi
 
 
 @memories.command("list")
-@click.option("--tag", help="Only memories with this tag.")
-@click.option("--project", help="Only memories whose project contains this text.")
-@click.option("--session", help="Only memories linked to this session.")
-@click.option("--task", help="Only memories linked to this task.")
+@click.option("--tag", type=TEXT, help="Only memories with this tag.")
+@click.option("--project", type=TEXT, help="Only memories whose project contains this text.")
+@click.option("--session", type=TEXT, help="Only memories linked to this session.")
+@click.option("--task", type=TEXT, help="Only memories linked to this task.")
 @click.option("--all", "include_deleted", is_flag=True, help="Forgotten memories too.")
 @json_option
 @db_option

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from eventstore.cli.common import db_option, db_path, emit_json, json_option, open_store, print_table, warn
+from eventstore.cli.common import TEXT, db_option, db_path, emit_json, json_option, open_store, print_table, warn
 
 
 @click.command("check")
@@ -100,7 +100,7 @@ def backup(dest: Path, force: bool, as_json: bool, db: str | None) -> None:
 
 
 @click.command()
-@click.argument("pattern")
+@click.argument("pattern", type=TEXT)
 @click.option("--dry-run", is_flag=True, help="Report what would be redacted; change nothing.")
 @json_option
 @db_option

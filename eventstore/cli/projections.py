@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, json_option, open_store
+from eventstore.cli.common import TEXT, db_option, emit_json, json_option, open_store
 
 
 def runner_for(store, needed: Iterable[str] = ()):
@@ -80,7 +80,7 @@ def day_range(since: str | None, until: str | None) -> tuple[int | None, int | N
 
 
 @click.command()
-@click.option("--projection", "names", multiple=True, metavar="NAME",
+@click.option("--projection", "names", type=TEXT, multiple=True, metavar="NAME",
               help="Rebuild only this projection (repeatable; default: all).")
 @json_option
 @db_option

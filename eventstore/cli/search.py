@@ -6,7 +6,7 @@ import re
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, json_option, open_store, print_table, warn
+from eventstore.cli.common import TEXT, db_option, emit_json, json_option, open_store, print_table, warn
 
 ROLE_CHOICES = ("user", "assistant", "tool", "summary", "memory")
 
@@ -23,8 +23,8 @@ def _marked(snippet: str) -> str:
 @click.option("--mode", type=click.Choice(["fts", "vector", "hybrid"]), default="fts", show_default=True,
               help="fts: words and phrases ranked by bm25, then substrings of code and paths; vector: nearest "
                    "embeddings; hybrid: both, fused by reciprocal rank.")
-@click.option("--project", help="Only projects whose path contains this text (case-insensitive).")
-@click.option("--session", help="Only this session.")
+@click.option("--project", type=TEXT, help="Only projects whose path contains this text (case-insensitive).")
+@click.option("--session", type=TEXT, help="Only this session.")
 @click.option("--role", "roles", multiple=True, type=click.Choice(ROLE_CHOICES),
               help="Only these roles (repeatable): user prompts, assistant text, tool calls and results, "
                    "summaries, memories.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from eventstore.cli.common import COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table
+from eventstore.cli.common import (COUNT, TABLE_ROWS, TEXT, db_option, emit_json, json_option, more_rows, open_store,
+                                   print_table)
 from eventstore.cli.projections import catch_up, day_range, local_time
 
 
 @click.command()
-@click.option("--project", metavar="TEXT", help="Only sessions whose project or cwd contains TEXT.")
+@click.option("--project", type=TEXT, help="Only sessions whose project or cwd contains TEXT.")
 @click.option("--since", metavar="YYYYMMDD", help="Only sessions started on or after this local day.")
 @click.option("--until", metavar="YYYYMMDD", help="Only sessions started on or before this local day.")
 @click.option("--limit", type=COUNT,

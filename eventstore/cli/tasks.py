@@ -8,8 +8,8 @@ from datetime import datetime
 
 import click
 
-from eventstore.cli.common import (COUNT, TABLE_ROWS, db_option, emit_json, json_option, more_rows, open_store, print_table,
-                                   warn, warn_if_no_session)
+from eventstore.cli.common import (COUNT, TABLE_ROWS, TEXT, db_option, emit_json, json_option, more_rows, open_store,
+                                   print_table, warn, warn_if_no_session)
 from eventstore.cli.projections import catch_up, local_ms, local_time, runner_for
 
 PRIORITY_CHOICES = ("high", "medium", "low")
@@ -31,9 +31,9 @@ def _parse_as_of(text: str) -> int:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--status", "status_expr", metavar="EXPR",
+@click.option("--status", "status_expr", type=TEXT, metavar="EXPR",
               help="Comma list of statuses; a leading '!' negates: 'pending,in_progress', '!completed'.")
-@click.option("--session", metavar="ID", help="Only tasks of this session.")
+@click.option("--session", type=TEXT, metavar="ID", help="Only tasks of this session.")
 @click.option("--as-of", "as_of", metavar="TIMESTAMP",
               help="Show the list as it stood at this time (ISO-8601; a date means its first instant).")
 @click.option("--limit", type=COUNT,
@@ -80,9 +80,9 @@ def tasks(ctx: click.Context, status_expr: str | None, session: str | None, as_o
 
 
 @tasks.command("add")
-@click.argument("title")
+@click.argument("title", type=TEXT)
 @click.option("--priority", type=click.Choice(PRIORITY_CHOICES), help="high, medium or low (default: none).")
-@click.option("--session", metavar="ID", help="The session this task belongs to.")
+@click.option("--session", type=TEXT, metavar="ID", help="The session this task belongs to.")
 @json_option
 @db_option
 def add(title: str, priority: str | None, session: str | None, as_json: bool, db: str | None) -> None:
@@ -103,7 +103,7 @@ def add(title: str, priority: str | None, session: str | None, as_json: bool, db
 
 
 @tasks.command("set")
-@click.argument("task_id")
+@click.argument("task_id", type=TEXT)
 @click.option("--status", type=click.Choice(STATUS_CHOICES), help="The new status.")
 @click.option("--priority", type=click.Choice((*PRIORITY_CHOICES, "none")), help="The new priority ('none' clears it).")
 @click.option("--expect-version", type=COUNT, metavar="N",
