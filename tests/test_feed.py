@@ -44,6 +44,8 @@ def test_changes_feed_ends_with_the_cursor(tmp_path):
     assert lines[-1] == {"cursor": 5}
     assert json_lines(run_cli("changes", "--since", "5", "--json", db=db)) == [{"cursor": 5}]
     assert json_lines(run_cli("changes", "--since", "1", "--limit", "1", "--json", db=db))[-1] == {"cursor": 2}
+    past = run_cli("changes", "--since", "99", "--json", db=db, check=False)  # a cursor from another database
+    assert past.returncode == 2 and past.stdout == b"" and b"cursor 99 is past the end of this log (5)" in past.stderr
 
 
 def test_the_feed_in_json_is_read_a_page_at_a_time_and_says_the_same(tmp_path, monkeypatch):

@@ -69,11 +69,16 @@ def changes(cursor: int, limit: int | None, as_json: bool, db: str | None) -> No
     from eventstore.feed import iso
 
     with open_store(db) as store:
+        head = store.head()
+        if cursor > head:  # a client keeping it would skip the next events appended here
+            raise click.BadParameter(
+                f"cursor {cursor} is past the end of this log ({head}): it comes from another database, or "
+                "this one was restored from an older backup; sync again from --since 0", param_hint="--since")
         if as_json:
             emit_json_lines(_change_lines(store, cursor, limit))
             return
         found = store.changes(cursor, TABLE_ROWS if limit is None else limit)
-        total = max(store.head() - cursor, 0)  # positions have no gaps
+        total = head - cursor  # positions have no gaps
     print_table(
         None,
         ["position", "recorded", "op", "entity", "version", "client"],
