@@ -533,12 +533,16 @@ class TaskRow(msgspec.Struct, kw_only=True):
 
 def parse_status_filter(expr: str | None) -> tuple[list[str], bool] | None:
     """'pending,in_progress' -> (statuses, False); '!completed' -> (['completed'], True); None: all.
-    ValueError for a '!' with no status after it."""
+    A leading '!' negates the whole list, which may repeat it ('!completed,!deleted'). ValueError
+    for a '!' with no status after it, or one inside a list it does not start."""
     if expr is None or not expr.strip():
         return None
     expr = expr.strip()
     negate = expr.startswith("!")
-    statuses = [s.strip() for s in expr.lstrip("!").split(",") if s.strip()]
+    items = [s.strip() for s in expr.split(",") if s.strip()]
+    if not negate and any(item.startswith("!") for item in items):
+        raise ValueError(f"{expr!r}: '!' negates the whole list and goes first ('!completed,deleted')")
+    statuses = [s for s in (item.lstrip("!").strip() for item in items) if s]
     if not statuses:
         raise ValueError(f"{expr!r} names no status: give a comma list, '!' first to negate it ('!completed')")
     return statuses, negate

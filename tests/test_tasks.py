@@ -153,8 +153,11 @@ def test_status_filter_negation_and_priority_order(tasks_store):
         "t-high-new", "t-high-old", "t-med", "t-low", "t-none"}
     assert [r.task_id for r in rows(tasks_store, statuses=["in_progress"])] == ["t-med"]
     assert parse_status_filter(None) is None and parse_status_filter("!a,b") == (["a", "b"], True)
+    assert parse_status_filter("!completed,!deleted") == (["completed", "deleted"], True)  # the '!' again: the same
     with pytest.raises(ValueError, match="names no status"):
         parse_status_filter("!")
+    with pytest.raises(ValueError, match="negates the whole list and goes first"):
+        parse_status_filter("pending,!completed")  # was taken as a status named '!completed'
 
 
 def test_as_of_shows_the_list_as_it_stood(tasks_store):

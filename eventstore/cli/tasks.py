@@ -32,7 +32,8 @@ def _parse_as_of(text: str) -> int:
 
 @click.group(invoke_without_command=True)
 @click.option("--status", "status_expr", type=TEXT, metavar="EXPR",
-              help="Comma list of statuses; a leading '!' negates: 'pending,in_progress', '!completed'.")
+              help="Comma list of statuses; a leading '!' negates the list: 'pending,in_progress', "
+                   "'!completed,deleted'.")
 @click.option("--session", type=TEXT, metavar="ID", help="Only tasks of this session.")
 @click.option("--as-of", "as_of", metavar="TIMESTAMP",
               help="Show the list as it stood at this time (ISO-8601; a date means its first instant).")
