@@ -110,7 +110,8 @@ def test_concatenated_objects_torn_lines_and_garbage(tmp_path):
         report = Ingester(store).ingest([tmp_path / "projects"])
         assert report.events_appended == 1 and store.read_all()[-1].entity_id == "u2"
     out = json.loads(run_cli("quarantine", "--json", db=db).stdout)
-    assert len(out["quarantine"]) == 3 and set(out["quarantine"][0]) >= {"file", "offset", "reason"}
+    assert len(out["quarantine"]) == 3 and set(out["quarantine"][0]) == {"file", "offset", "bytes", "reason", "recorded_at"}
+    assert out["quarantine"][0]["recorded_at"].endswith("Z")  # ISO-8601, as events and audit give times
 
 
 def test_a_quarantine_reason_says_what_and_where(tmp_path):

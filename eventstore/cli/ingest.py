@@ -165,8 +165,9 @@ def quarantine_(as_json: bool, db: str | None) -> None:
 
     with open_store(db) as store:
         lines = quarantine.listing(store.db.conn)
-    if as_json:
-        emit_json({"quarantine": lines})
+    if as_json:  # times as ISO-8601, as events, changes and audit give them
+        emit_json({"quarantine": [{"file": q.file, "offset": q.offset, "bytes": q.bytes, "reason": q.reason,
+                                   "recorded_at": iso(q.recorded_at)} for q in lines]})
         return
     if not lines:
         click.echo("quarantine is empty")
