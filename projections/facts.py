@@ -76,6 +76,10 @@ def _start_helper(path: str, projections: Sequence[Projection], reading: dict, r
     from eventstore.store import BatchReader, Store
 
     _die_with(runner)
+    # Ctrl-C reaches the whole process group: the runner stops the rebuild and waits for the
+    # helpers' ranges, whereas a helper interrupted while sending one left a message cut short
+    # on the pipe (the runner then waited forever) and printed a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # a helper lives for one rebuild (what it leaves goes with it); collecting cost it 4%
     _reader = BatchReader(Store(path, read_only=True), -1, **reading)  # spans bound what is read
     _projections = projections

@@ -327,6 +327,91 @@ def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
     assert batches and all("(0 duplicates" in line for line in batches), out  # nothing re-read
 
 
+def test_tail_reads_new_directories_whole_and_watches_a_root_made_again(tmp_path):
+    """A directory moved in (or made with a file written at once) sent no event for its files,
+    and a root deleted and made again was watched no more: tail ran on, ingesting nothing."""
+    root, staging = tmp_path / "projects", tmp_path / "staging"
+    (root / "-proj").mkdir(parents=True)
+    (root / "-proj" / "s1.jsonl").write_bytes(b'{"type":"user","sessionId":"s1","uuid":"a"}\n')
+    db = tmp_path / "e.db"
+    proc = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "tail", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def reaches(head: int) -> bool:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if db.exists():
+                with Store(db) as store:
+                    if store.head() >= head:
+                        return store.head() == head
+            time.sleep(0.1)
+        return False
+
+    try:
+        assert reaches(1)
+        time.sleep(0.5)  # the watcher is up
+        (staging / "-moved").mkdir(parents=True)
+        (staging / "-moved" / "s2.jsonl").write_bytes(b'{"type":"user","sessionId":"s2","uuid":"b"}\n')
+        (staging / "-moved").rename(root / "-moved")
+        assert reaches(2)
+        shutil.rmtree(root)
+        time.sleep(0.5)
+        (root / "-again").mkdir(parents=True)
+        (root / "-again" / "s3.jsonl").write_bytes(b'{"type":"user","sessionId":"s3","uuid":"c"}\n')
+        assert reaches(3)
+        time.sleep(0.5)
+        with open(root / "-again" / "s3.jsonl", "ab") as out:
+            out.write(b'{"type":"user","sessionId":"s3","uuid":"d"}\n')
+        assert reaches(4)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+
+
+def test_tail_waits_out_a_database_held_by_another_writer(tmp_path, monkeypatch):
+    """Another process holding the write lock past the retry limit ended tail with an error."""
+    import threading
+
+    from eventstore import storage
+    from eventstore.ingest.tail import tail
+
+    monkeypatch.setattr(storage, "WRITE_RETRY_SECONDS", 0.3)
+    root = tmp_path / "projects" / "-proj"
+    root.mkdir(parents=True)
+    transcript = root / "s1.jsonl"
+    transcript.write_bytes(b'{"type":"user","sessionId":"s1","uuid":"a"}\n')
+    busy, stop = [], threading.Event()
+    with Store(tmp_path / "e.db") as tailing, Store(tmp_path / "e.db") as store:
+        follower = threading.Thread(target=tail, args=(Ingester(tailing, stop=stop), [tmp_path / "projects"],
+                                                       lambda report: None, stop), kwargs={"on_busy": busy.append})
+        follower.start()
+        try:
+            deadline = time.time() + 20
+            while store.head() < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the watcher is up
+            holder = subprocess.Popen(  # another process: locks are per process
+                [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+                 " c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.readline()",
+                 str(tmp_path / "e.db")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert holder.stdout.readline() == "held\n"
+            with open(transcript, "ab") as out:
+                out.write(b'{"type":"user","sessionId":"s1","uuid":"b"}\n')
+            deadline = time.time() + 20
+            while not busy and time.time() < deadline:
+                time.sleep(0.05)
+            holder.communicate("\n", timeout=30)
+            deadline = time.time() + 20
+            while store.head() < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            assert follower.is_alive() and store.head() == 2
+            assert busy and "write lock" in busy[0]
+        finally:
+            stop.set()
+            follower.join(timeout=30)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(min_value=__import__("datetime").datetime(1971, 1, 1), max_value=__import__("datetime").datetime(2100, 1, 1)),
        st.text(alphabet="0123456789:.TZ-+x ", max_size=26))

@@ -151,7 +151,8 @@ def tail(roots: tuple[Path, ...], db: str | None) -> None:
                 first = False
             sys.stdout.flush()
 
-        follow(Ingester(store, stop=stop), chosen, on_batch, stop, on_idle=lambda: _embed_some(store))
+        follow(Ingester(store, stop=stop), chosen, on_batch, stop, on_idle=lambda: _embed_some(store),
+               on_busy=lambda message: warn(f"{message}; retrying while watching"))
     click.echo("stopped")
 
 
