@@ -15,6 +15,7 @@ from eventstore.errors import EventStoreError
 
 
 COUNT = click.IntRange(min=0, max=2**63 - 1)
+"""A position, cursor, version or limit: a whole number from 0 up to what SQLite can hold."""
 
 
 class _Text(click.ParamType):
@@ -33,7 +34,6 @@ class _Text(click.ParamType):
 
 
 TEXT = _Text()
-"""A position, cursor, version or limit: a whole number from 0 up to what SQLite can hold."""
 
 
 def db_option(fn: Callable) -> Callable:
