@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib.metadata
 import os
 import re
@@ -544,7 +545,8 @@ class Runner:
                 self.store.codec.adopt(conn, now_ms(), wait=True)
         types, payloads = _wanted(chosen)
         spans = [(start, min(start + step, head)) for start in range(after, head, step)]
-        with FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=helpers) as pool:
+        with _collector_paused(), \
+                FactsPool(self.store.path, chosen, types=types, payload_types=payloads, helpers=helpers) as pool:
             yield from pool.facts(spans)
 
     def _apply_range(self, tx: Transaction, chosen: list[Projection], span: tuple[int, int], count: int,
@@ -817,6 +819,20 @@ def _wanted(projections: Sequence[Projection]) -> tuple[set[str] | None, set[str
         if payloads is not None:
             payloads = None if wanted is None else payloads | wanted
     return types, payloads
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off meanwhile (as it is in the helpers): applying ranges' facts
+    allocates millions of short-lived containers and makes no cycles, and collections cost the
+    runner 3% of its work."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _handled(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:
