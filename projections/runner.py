@@ -35,6 +35,7 @@ import importlib.metadata
 import os
 import re
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -292,7 +293,7 @@ class Runner:
 
     # Catching up
 
-    def catch_up(self, names: Collection[str] | None = None) -> CatchUpReport:
+    def catch_up(self, names: Collection[str] | None = None, stop: threading.Event | None = None) -> CatchUpReport:
         """Bring projections (all, or those named) to the head of the log.
 
         A projection never built gets empty tables at position 0. One far behind the head (a
@@ -301,7 +302,12 @@ class Runner:
         (`_helpers_for`); the rest batch by batch. One whose stored version differs from its code is
         rebuilt into fresh tables and swapped in (unless another process is already rebuilding,
         in which case it is left as it is and listed in `skipped`).
+
+        Once `stop` is set (Ctrl-C), catching up ends at its next commit, within a range or a
+        batch: what was applied stays, and the next catch-up goes on from there. A rebuild for a
+        new version is not stopped (it would start again from the beginning).
         """
+        stop = stop or threading.Event()
         started = time.perf_counter()
         report = CatchUpReport()
         chosen = self._select(names)
@@ -333,17 +339,19 @@ class Runner:
             if checkpoint is not None and checkpoint.version == projection.version:
                 groups.setdefault(checkpoint.position, []).append(projection)
         for position, group in sorted(groups.items()):
-            for events, errors in (self._catch_up_helped(group, position), self._catch_up_group(group)):
+            if stop.is_set():
+                break
+            for events, errors in (self._catch_up_helped(group, position, stop), self._catch_up_group(group, stop)):
                 report.events += events
                 report.errors += errors
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _catch_up_group(self, group: list[Projection]) -> tuple[int, int]:
+    def _catch_up_group(self, group: list[Projection], stop: threading.Event) -> tuple[int, int]:
         """Advance projections that share a checkpoint position to the head, batch by batch."""
         total = errors = 0
         active = list(group)
-        while active:
+        while active and not stop.is_set():
             if not self.behind([p.name for p in active]):  # a read: having nothing to do takes no write lock
                 break
             with self.store.transaction() as tx:
@@ -500,12 +508,13 @@ class Runner:
                         progress(after, head)
         return after, total
 
-    def _catch_up_helped(self, group: list[Projection], after: int) -> tuple[int, int]:
+    def _catch_up_helped(self, group: list[Projection], after: int, stop: threading.Event) -> tuple[int, int]:
         """Advance those of the projections whose checkpoints all stand at `after` that can be
         helped, far behind the head (a first build, a large ingest), in place, with helper
         processes working out each range's facts as a rebuild does; returns (events read, errors
         recorded). Does nothing when helpers would not pay (`_helpers_for` on the gap); stops
-        when another process moves one of their checkpoints. `_catch_up_group` does the rest."""
+        when another process moves one of their checkpoints, or after the range in hand once
+        `stop` is set. `_catch_up_group` does the rest."""
         group = [p for p in group if has_facts(p)]
         head = self.store.head()
         helpers = self._helpers_for(group, head - after) if group else 0
@@ -527,11 +536,13 @@ class Runner:
                 total += count
                 errors += failed
                 applied += count
-                if applied >= self.rebuild_batch_size or through == head:
+                if applied >= self.rebuild_batch_size or through == head or stop.is_set():
                     for projection in group:
                         self._save_checkpoint(tx, projection, through, generations[projection.name])
                     open_transaction.close()  # commits
                     tx, applied = None, 0
+                    if stop.is_set():
+                        break
         return total, errors
 
     def _facts_of_ranges(self, chosen: list[Projection], after: int, head: int,

@@ -286,6 +286,39 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path):
     assert norm(got[3]) == norm(expected[3])
 
 
+def head_of(db: Path) -> int:
+    """The log's head as another process sees it; 0 while the database is still being made."""
+    try:
+        with Store(db, read_only=True) as store:
+            return store.head()
+    except Exception:  # noqa: BLE001 - not there yet, or not yet an eventstore database
+        return 0
+
+
+def test_ctrl_c_ends_ingest_with_status_130_after_reporting_what_was_committed(tmp_path):
+    """Ctrl-C ended ingest with click's "Aborted!" and status 1, reporting nothing; scripts expect
+    130 (128 + SIGINT), and the report of what is in the log."""
+    gen = load_generator()
+    tree = tmp_path / "projects"
+    gen.generate(tree, 40 * 1024 * 1024, seed=3)
+    db = tmp_path / "e.db"
+    proc = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "ingest", str(tree), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not head_of(db) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # the first batch is in the log; the rest is being read or built on
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    first = json.loads(out)
+    assert first["events_appended"] == head_of(db) > 0
+    assert json.loads(run_cli("check", "--json", db=db).stdout)["ok"]
+    second = json.loads(run_cli("ingest", str(tree), "--json", db=db).stdout)
+    assert first["events_appended"] + second["events_appended"] == head_of(db)
+    assert json.loads(run_cli("check", "--json", db=db).stdout)["ok"]
+
+
 def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
     root = tmp_path / "projects" / "-proj"
     root.mkdir(parents=True)

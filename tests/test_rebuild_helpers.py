@@ -235,7 +235,7 @@ def test_catch_up_far_behind_applies_the_gap_with_helpers_in_place(tmp_path, tre
         runner = Runner(store, [*transcript_projections(), PidCounter()], rebuild_batch_size=BATCH, helpers=2)
         before = snapshot(store, runner)
         # Ranges that do not start where the checkpoints stand (another process moved them) are not applied.
-        assert runner._catch_up_helped(list(runner.projections.values()), built_on - 1) == (0, 0)
+        assert runner._catch_up_helped(list(runner.projections.values()), built_on - 1, threading.Event()) == (0, 0)
         assert snapshot(store, runner) == before
         with store.db.read() as conn:
             pids, per_type = pid_state(conn)

@@ -58,6 +58,27 @@ def test_catch_up_is_exactly_once_across_a_crash(store):
     assert checkpoint(store) == ("1", 7, 0)
 
 
+def test_catch_up_asked_to_stop_ends_at_its_next_commit_and_the_next_goes_on(store):
+    """Ctrl-C in ingest or tail asks a long catch-up to stop: it ends at its next commit, keeping
+    what it applied, instead of running to the head."""
+    import threading
+
+    class StoppingCounter(Counter):
+        def apply(self, tx, events, prefix):
+            super().apply(tx, events, prefix)
+            stop.set()  # as Ctrl-C would, during the first batch
+
+    stop = threading.Event()
+    append_types(store, *"abababa")
+    runner = Runner(store, [StoppingCounter()], batch_size=3)
+    runner.catch_up(stop=stop)
+    assert counts(store.db.conn) == {"a": 2, "b": 1}  # the first batch only, with its checkpoint
+    assert checkpoint(store)[1] == 3
+    runner.catch_up()
+    assert counts(store.db.conn) == {"a": 4, "b": 3}
+    assert checkpoint(store)[1] == 7
+
+
 def test_catch_up_reads_only_handled_types_and_checkpoints_past_the_rest(store):
     append_types(store, "a", "b", "c", "a")
     runner = Runner(store, [Counter(handles=frozenset({"a"}))], batch_size=1)

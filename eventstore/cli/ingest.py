@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -28,23 +30,41 @@ def _roots(roots: tuple[Path, ...]) -> list[Path]:
     return chosen
 
 
-def _catch_up_projections(store) -> None:
-    """Bring the projections up to date, if the projections package is installed."""
+INTERRUPTED = 130
+"""The exit status of a command ended by Ctrl-C (128 + SIGINT), as shells and scripts expect."""
+
+
+@contextlib.contextmanager
+def _stop_on(*signums: int) -> Iterator[threading.Event]:
+    """An event that the given signals set while the block runs, instead of interrupting it:
+    ingestion and the projections stop at their next commit, and what was done is reported."""
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signums}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _catch_up_projections(store, stop: threading.Event | None = None) -> None:
+    """Bring the projections up to date (or as far as they get before `stop`), if the
+    projections package is installed."""
     try:
         import projections.runner  # noqa: F401
     except ImportError:
         return
     from eventstore.cli.projections import catch_up
 
-    catch_up(store)
+    catch_up(store, stop=stop)
 
 
-def _before_ingesting(store) -> None:
+def _before_ingesting(store, stop: threading.Event | None = None) -> None:
     """Bring the projections to the head of the log, where the runner's inline projections apply
     small appends (a tail's) inside their own transaction, from the bytes in hand. Not before a
     first ingest: everything is built afterwards, with helper processes sharing out the reading."""
     if store.head():
-        _catch_up_projections(store)
+        _catch_up_projections(store, stop)
 
 
 def _embed_some(store) -> None:
@@ -71,8 +91,9 @@ IDLE_EMBED = 32
 """Items embedded per idle moment of `tail` (about 30 ms with the built-in embedder)."""
 
 
-def _summary(report) -> str:
+def _summary(report, interrupted: bool = False) -> str:
     return (
+        f"{'interrupted after ' if interrupted else ''}"
         f"{report.files} files read ({report.files_seen} seen), {report.lines} lines, "
         f"{report.bytes / 1e6:.1f} MB: {report.events_appended} events appended, "
         f"{report.duplicates} duplicates, {report.quarantined} quarantined in {report.seconds:.2f} s"
@@ -84,17 +105,20 @@ def _summary(report) -> str:
 @json_option
 @db_option
 def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
-    """Read what is new in every transcript file under the ROOTs, append it, update projections."""
+    """Read what is new in every transcript file under the ROOTs, append it, update projections.
+
+    Ctrl-C stops reading and building projections at the next commit; what was committed is
+    reported, and the exit status is 130. Ingesting again goes on from there."""
     from eventstore.ingest import Ingester
 
     chosen = _roots(roots)
-    with open_store(db) as store:
-        _before_ingesting(store)
+    with _stop_on(signal.SIGINT) as stop, open_store(db) as store:
+        _before_ingesting(store, stop)
         if as_json or not sys.stdout.isatty():
-            report = Ingester(store).ingest(chosen)
+            report = Ingester(store, stop=stop).ingest(chosen)
         else:
-            report = _ingest_with_progress(store, chosen)
-        _catch_up_projections(store)
+            report = _ingest_with_progress(store, chosen, stop)
+        _catch_up_projections(store, stop)
         store.db.release_free_pages()
     for message in report.warnings:
         warn(message)
@@ -102,10 +126,14 @@ def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
         emit_json({k: getattr(report, k) for k in
                    ("files", "lines", "bytes", "events_appended", "duplicates", "quarantined", "seconds", "files_seen")})
     else:
-        click.echo(_summary(report))
+        click.echo(_summary(report, stop.is_set()))
+    if stop.is_set():
+        if as_json:  # the document has no room to say so
+            click.echo("interrupted: the report is of what was committed before Ctrl-C", err=True)
+        raise click.exceptions.Exit(INTERRUPTED)
 
 
-def _ingest_with_progress(store, roots: list[Path]):
+def _ingest_with_progress(store, roots: list[Path], stop: threading.Event | None = None):
     """Ingest with a progress bar, redrawn after each batch is committed. Not on a timer: rich
     stops its refresh thread without waiting for it, and a thread still alive when the
     projections are built next keeps the runner from forking its helpers (fork_is_safe)."""
@@ -116,8 +144,8 @@ def _ingest_with_progress(store, roots: list[Path]):
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("ingesting", total=None)
-        report = Ingester(store, progress=lambda done, total: bar.update(task, completed=done, total=total,
-                                                                         refresh=True)).ingest(roots)
+        report = Ingester(store, stop=stop, progress=lambda done, total: bar.update(task, completed=done, total=total,
+                                                                                    refresh=True)).ingest(roots)
     return report
 
 

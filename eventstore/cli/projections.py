@@ -30,20 +30,21 @@ ANNOUNCED = 20_000
 about a second or more (a first build, a new version after an upgrade, a large ingest)."""
 
 
-def catch_up(store, names: Iterable[str] | None = None, runner=None) -> None:
+def catch_up(store, names: Iterable[str] | None = None, runner=None, stop=None) -> None:
     """Bring projections (all, or the named ones installed) up to date, before a query or after
-    an ingest. When that means reading much of the log, people at a terminal are told on stderr
-    what is being updated, and when it is done (a line each: a spinner's thread would keep the
-    runner from forking its helpers)."""
+    an ingest, or as far as they get before `stop` is set (Runner.catch_up). When that means
+    reading much of the log, people at a terminal are told on stderr what is being updated, and
+    when it is done (a line each: a spinner's thread would keep the runner from forking its helpers)."""
     runner = runner or runner_for(store)
     chosen = None if names is None else [name for name in names if name in runner.projections]
     behind = runner.behind(chosen)
     if max(behind.values(), default=0) < ANNOUNCED or not sys.stderr.isatty():
-        runner.catch_up(chosen)
+        runner.catch_up(chosen, stop)
         return
     click.echo(f"updating {', '.join(sorted(behind))} from {max(behind.values()):,} events of the log...", err=True)
-    report = runner.catch_up(chosen)
-    click.echo(f"updated in {report.seconds:.1f} s", err=True)
+    report = runner.catch_up(chosen, stop)
+    done = "interrupted after" if stop is not None and stop.is_set() else "updated in"
+    click.echo(f"{done} {report.seconds:.1f} s", err=True)
 
 
 def local_day_start(text: str, option: str) -> datetime:
