@@ -445,6 +445,44 @@ def test_tail_waits_out_a_database_held_by_another_writer(tmp_path, monkeypatch)
             follower.join(timeout=30)
 
 
+def test_a_long_tail_keeps_a_bounded_number_of_warnings(tmp_path):
+    """tail's running total kept every warning it was told, and a file that cannot be read warns
+    each time it changes: a tail left running for weeks grew without bound."""
+    import os
+    import threading
+
+    from eventstore.ingest.ingester import KEPT_WARNINGS
+    from eventstore.ingest.tail import tail
+
+    root, staging = tmp_path / "projects", tmp_path / "staging"
+    (root / "-proj").mkdir(parents=True)
+    (root / "-proj" / "s1.jsonl").write_bytes(b'{"type":"user","sessionId":"s1","uuid":"a"}\n')
+    told, totals, stop = [], [], threading.Event()
+    with Store(tmp_path / "e.db") as store:
+        follower = threading.Thread(target=lambda: totals.append(
+            tail(Ingester(store, stop=stop), [root], lambda report: told.extend(report.warnings), stop)))
+        follower.start()
+        try:
+            deadline = time.time() + 20
+            while store.head() < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the watcher is up
+            for i in range(KEPT_WARNINGS + 50):  # each a directory moved in, holding a pipe: a warning each
+                (staging / f"-p{i}").mkdir(parents=True)
+                os.mkfifo(staging / f"-p{i}" / "s.jsonl")
+                (staging / f"-p{i}").rename(root / f"-p{i}")
+            deadline = time.time() + 30
+            while len(told) < KEPT_WARNINGS + 50 and time.time() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            follower.join(timeout=30)
+    assert len(told) >= KEPT_WARNINGS + 50 and all("not a regular file" in message for message in told)
+    total = totals[0]
+    assert total.warnings == told[-KEPT_WARNINGS:]
+    assert total.warnings_dropped == len(told) - KEPT_WARNINGS
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(min_value=__import__("datetime").datetime(1971, 1, 1), max_value=__import__("datetime").datetime(2100, 1, 1)),
        st.text(alphabet="0123456789:.TZ-+x ", max_size=26))

@@ -41,6 +41,8 @@ QUEUED_BATCHES = 1
 
 Progress = Callable[[int, int], None]
 """Called with (bytes read so far, bytes to read in all) as ingestion advances."""
+KEPT_WARNINGS = 100
+"""Warnings a running total (`tail`'s) keeps, the most recent; older ones are only counted."""
 
 
 class IngestReport(msgspec.Struct, kw_only=True):
@@ -55,13 +57,22 @@ class IngestReport(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
     files_seen: int = 0
     warnings: list[str] = msgspec.field(default_factory=list)
+    warnings_dropped: int = 0
+    """Older warnings a running total let go of (`add`), so that a long tail's stays bounded."""
 
     def add(self, other: IngestReport) -> None:
-        """Accumulate another report into this one (used by `tail`)."""
-        for field in ("files", "lines", "bytes", "events_appended", "duplicates", "quarantined", "files_seen"):
+        """Accumulate another report into this one (used by `tail`), keeping the KEPT_WARNINGS
+        most recent warnings: a file that cannot be read warns each time it changes, for as long
+        as the tail runs."""
+        for field in ("files", "lines", "bytes", "events_appended", "duplicates", "quarantined", "files_seen",
+                      "warnings_dropped"):
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.seconds += other.seconds
         self.warnings.extend(other.warnings)
+        excess = len(self.warnings) - KEPT_WARNINGS
+        if excess > 0:
+            del self.warnings[:excess]
+            self.warnings_dropped += excess
 
 
 class _Work(msgspec.Struct):
