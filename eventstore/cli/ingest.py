@@ -50,6 +50,8 @@ def _stop_on(*signums: int) -> Iterator[threading.Event]:
 def _catch_up_projections(store, stop: threading.Event | None = None) -> None:
     """Bring the projections up to date (or as far as they get before `stop`), if the
     projections package is installed."""
+    if stop is not None and stop.is_set():  # already interrupted: nothing to announce at a terminal
+        return
     try:
         import projections.runner  # noqa: F401
     except ImportError:
@@ -153,30 +155,30 @@ def _ingest_with_progress(store, roots: list[Path], stop: threading.Event | None
 @roots_argument
 @db_option
 def tail(roots: tuple[Path, ...], db: str | None) -> None:
-    """Ingest, then watch the ROOTs and ingest every change until SIGINT or SIGTERM."""
+    """Ingest, then watch the ROOTs and ingest every change until SIGINT or SIGTERM.
+
+    A signal stops the catch-up before watching (reading, or building the projections) at its
+    next commit, and its summary then says it was interrupted."""
     from eventstore.ingest import Ingester
     from eventstore.ingest.tail import tail as follow
 
     chosen = _roots(roots)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with open_store(db) as store:
-        _before_ingesting(store)
+    with _stop_on(signal.SIGINT, signal.SIGTERM) as stop, open_store(db) as store:
+        _before_ingesting(store, stop)
         first = True
 
         def on_batch(report) -> None:
             nonlocal first
-            _catch_up_projections(store)
+            _catch_up_projections(store, stop)
             for message in report.warnings:
                 warn(message)
             if first or report.events_appended or report.quarantined:
-                click.echo(_summary(report) if first else
+                click.echo(_summary(report, stop.is_set()) if first else
                            f"+{report.events_appended} events ({report.duplicates} duplicates, "
                            f"{report.quarantined} quarantined)")
-            if first:
+            if first and not stop.is_set():
                 click.echo(f"watching {', '.join(map(str, chosen))} (Ctrl-C to stop)")
-                first = False
+            first = False
             sys.stdout.flush()
 
         follow(Ingester(store, stop=stop), chosen, on_batch, stop, on_idle=lambda: _embed_some(store),
