@@ -4,6 +4,7 @@ a non-zero status, never a traceback; a reader leaving the pipe early is not an 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -163,3 +164,30 @@ def test_text_that_is_not_utf8_is_a_usage_error(db, args):
                              *(a if isinstance(a, bytes) else a.encode() for a in args)],
                             capture_output=True, timeout=120)
     assert "is not UTF-8 text" in _failed_cleanly(result, 2)
+
+
+def test_ctrl_c_ends_any_command_with_status_130_and_no_message(db):
+    """Ctrl-C ended every command but ingest with click's "Aborted!" and status 1; a shell's scripts
+    take 130 (128 + SIGINT) for an interrupted command. Here `tasks add` waits for the write lock
+    another process holds when the signal comes."""
+    import signal
+    import time
+
+    holder = subprocess.Popen(  # another process: SQLite's locks are per process
+        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+         " c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.readline()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        waiting = subprocess.Popen([sys.executable, "-m", "eventstore", "--db", str(db), "tasks", "add", "write it"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)  # started, and waiting for the lock
+        assert waiting.poll() is None
+        waiting.send_signal(signal.SIGINT)
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert waiting.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err, err
+    tasks = json.loads(run_cli("tasks", "--json", db=db).stdout)["tasks"]
+    assert tasks and "write it" not in [task["title"] for task in tasks]

@@ -14,6 +14,9 @@ import click
 from eventstore.errors import EventStoreError
 
 
+INTERRUPTED = 130
+"""The exit status of a command ended by Ctrl-C (128 + SIGINT), as shells and scripts expect."""
+
 COUNT = click.IntRange(min=0, max=2**63 - 1)
 """A position, cursor, version or limit: a whole number from 0 up to what SQLite can hold."""
 
@@ -78,9 +81,12 @@ def open_store(db: str | None):
 def errors_reported() -> Iterator[None]:
     """End a command whose library raised a named error, or whose system call failed (a missing
     directory, a full disk), with one line on stderr and exit status 1, not a traceback; a reader
-    gone from the pipe (`| head`) ends it quietly with status 0."""
+    gone from the pipe (`| head`) ends it quietly with status 0, and Ctrl-C with status 130 (click
+    would print "Aborted!" and exit 1)."""
     try:
         yield
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(INTERRUPTED) from None
     except EventStoreError as exc:
         raise click.ClickException(str(exc)) from None
     except BrokenPipeError:

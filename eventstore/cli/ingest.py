@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from eventstore.cli.common import db_option, emit_json, json_option, open_store, print_table, warn
+from eventstore.cli.common import INTERRUPTED, db_option, emit_json, json_option, open_store, print_table, warn
 
 roots_argument = click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
 
@@ -28,10 +28,6 @@ def _roots(roots: tuple[Path, ...]) -> list[Path]:
         if not root.exists():
             raise click.ClickException(f"{root}: no such file or directory")
     return chosen
-
-
-INTERRUPTED = 130
-"""The exit status of a command ended by Ctrl-C (128 + SIGINT), as shells and scripts expect."""
 
 
 @contextlib.contextmanager
