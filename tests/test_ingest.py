@@ -564,3 +564,29 @@ def test_tail_embeds_queued_messages_while_idle(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_file_reached_under_another_name_is_read_once(tmp_path):
+    """A tree reached through two roots (one a symlink to the other, as `~/.config/claude/projects`
+    and `~/.claude/projects` can be) or a hard link: a name without a checkpoint was read again
+    from its start, and each append was then read once per name (the audit found it with tail,
+    whose watcher reports a change under every root)."""
+    real = tmp_path / "a" / "projects"
+    shutil.copytree(REPO / "examples" / "projects", real)
+    alias = tmp_path / "b"
+    alias.symlink_to(real)
+    transcript = sorted(real.rglob("*.jsonl"))[0]
+    linked = tmp_path / "hard.jsonl"
+    linked.hardlink_to(transcript)
+    with Store(tmp_path / "e.db") as store:
+        first = Ingester(store).ingest([real])
+        assert first.events_appended > 0 and store.head() == first.events_appended
+        again = Ingester(store).ingest([alias, linked])
+        assert (again.files, again.lines, again.events_appended, again.duplicates) == (0, 0, 0, 0)
+        with open(transcript, "ab") as out:
+            out.write(b'{"type":"user","sessionId":"s9","uuid":"appended"}\n')
+        under_both = [alias / transcript.relative_to(real), transcript, linked]
+        report = Ingester(store).ingest_files(under_both)
+        assert (report.files, report.lines, report.events_appended, report.duplicates) == (1, 1, 1, 0)
+        names = {path for (path,) in store.db.conn.execute("SELECT path FROM sources")}
+        assert str(transcript) in names and not any(str(tmp_path / "b") in name or "hard" in name for name in names)

@@ -1,7 +1,8 @@
 """Ingestion: read what is new in transcript files and append it to the log, exactly once.
 
 For each file the checkpoint says where reading resumes; an unchanged file (same inode, size
-and mtime) is not opened at all. Events, provenance, quarantine rows and the checkpoints that
+and mtime) is not opened at all, and a file named another way (a symlinked root, a hard link)
+resumes from the checkpoint of the name it was first read under. Events, provenance, quarantine rows and the checkpoints that
 cover them are written in one transaction per batch, so a crash loses and repeats nothing.
 """
 
@@ -132,6 +133,8 @@ class Ingester:
         report = report or IngestReport()
         started = time.perf_counter()
         checkpoints = load_checkpoints(self.store.db.conn)
+        by_identity = {(cp.device, cp.inode): cp for cp in checkpoints.values()}
+        taken: set[tuple[int, int]] = set()
         work = []
         for path in files:
             path = path.absolute()  # one key per file, however it was named
@@ -144,7 +147,13 @@ class Ingester:
             if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
                 report.warnings.append(f"skipping {path}: not a regular file")
                 continue
+            identity = (stat.st_dev, stat.st_ino)
+            if identity in taken:
+                continue  # the same file under another name
+            taken.add(identity)
             checkpoint = checkpoints.get(str(path))
+            if checkpoint is None and identity in by_identity:
+                path, checkpoint = _known_name(path, by_identity[identity])
             if checkpoint is not None and _unchanged(checkpoint, stat):
                 continue
             work.append(_Work(path, stat, checkpoint))
@@ -284,6 +293,18 @@ class Ingester:
         report.events_appended += appended
         report.duplicates += len(positions) - appended
         report.quarantined += new_bad
+
+
+def _known_name(path: Path, checkpoint: Checkpoint) -> tuple[Path, Checkpoint | None]:
+    """The name a file was read under before, with its checkpoint, when `path` is another name for
+    it (a root reached through a symlink as well, a hard link); else `path`, new. Without this
+    the file would be read again from its start under each name."""
+    try:
+        if os.path.samefile(checkpoint.path, path):
+            return Path(checkpoint.path), checkpoint
+    except OSError:  # the old name is gone: its inode may have been reused
+        pass
+    return path, None
 
 
 def _unchanged(checkpoint: Checkpoint, stat: os.stat_result) -> bool:
