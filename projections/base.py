@@ -25,6 +25,10 @@ folds that into the tables, so that `apply(tx, events, prefix)` is
 `apply_facts(tx, facts(events), prefix)`. Reading and decoding the log is most of a rebuild:
 with both methods, helpers do it for ranges of the log in parallel, and the runner applies
 their facts in log order. Without them a projection is rebuilt in the runner's process alone.
+With them, optionally, `facts_builder()`: an object whose `add(events)` takes a batch's events a
+chunk at a time, in log order, and whose `result()` is then `facts` of the whole batch. Helpers
+read a range of the log a chunk at a time and hand each chunk to every projection before reading
+the next, so the decoders find the payloads still in the processor's cache.
 
 Optional method, for `check --deep`, which compares each table with one rebuilt from the log:
 `comparable_rows(conn, table, prefix) -> set | None`, a table's content as rows that any split

@@ -248,15 +248,45 @@ class SessionsProjection:
     def facts(self, events: Sequence[RecordedEvent]) -> tuple:
         """What a batch adds to each session, worked out from the events alone: (per-session
         accumulators, record keys, agents, models, titles)."""
-        accs: dict[str, _Acc] = {}
-        uuids: list[str] = []  # of user and assistant records, in log order
-        runs: list[tuple[int, str]] = []  # (index in uuids, session): where each session's run of them starts
-        agents: set[tuple[str, str]] = set()
-        models: set[tuple[str, str]] = set()
-        titles: list[tuple[int, str, int | None, str]] = []
+        builder = _Facts()
+        builder.add(events)
+        return builder.result()
+
+    def facts_builder(self) -> _Facts:
+        """`facts` of a batch handed over a chunk at a time (projections.base)."""
+        return _Facts()
+
+    def apply_facts(self, tx, facts: tuple, prefix: str) -> None:
+        """Fold `facts` of a batch into the session rows."""
+        if facts[0]:
+            _write(tx, prefix, *facts)
+
+    def comparable_rows(self, conn, table: str, prefix: str) -> set | None:
+        """`session_key_runs` as (key, session_no) pairs: each batch packs its keys in runs of its own."""
+        return set(key_holders(conn, prefix).items()) if table == "session_key_runs" else None
+
+
+class _Facts:
+    """What a batch adds to each session (`SessionsProjection.facts`), worked out a chunk of its
+    events at a time: `add` each in log order, then take the `result`."""
+
+    __slots__ = ("accs", "uuids", "runs", "agents", "models", "titles", "stream", "acc", "session")
+
+    def __init__(self) -> None:
+        self.accs: dict[str, _Acc] = {}
+        self.uuids: list[str] = []  # of user and assistant records, in log order
+        self.runs: list[tuple[int, str]] = []  # (index in uuids, session): where each session's run of them starts
+        self.agents: set[tuple[str, str]] = set()
+        self.models: set[tuple[str, str]] = set()
+        self.titles: list[tuple[int, str, int | None, str]] = []
+        self.stream = self.acc = self.session = None  # of the last event added
+
+    def add(self, events: Sequence[RecordedEvent]) -> None:
+        accs, uuids, runs, agents, models, titles = (self.accs, self.uuids, self.runs, self.agents, self.models,
+                                                     self.titles)
         assistant, user = lean.assistant, lean.user  # decoded once, shared with usage and tasks
         skip = len(SESSION_STREAM_PREFIX)
-        stream = acc = session = None
+        stream, acc, session = self.stream, self.acc, self.session
         for event in events:
             if event.stream is not stream:  # a batch holds long runs of one stream, sharing its name
                 stream = event.stream
@@ -286,16 +316,10 @@ class SessionsProjection:
                 _fold_line(line, is_assistant, session, acc, uuids, agents, models)
             elif type_ in _TITLE_TYPES:
                 _fold_title(event, session, titles)
-        return accs, _holders(uuids, runs), agents, models, titles
+        self.stream, self.acc, self.session = stream, acc, session
 
-    def apply_facts(self, tx, facts: tuple, prefix: str) -> None:
-        """Fold `facts` of a batch into the session rows."""
-        if facts[0]:
-            _write(tx, prefix, *facts)
-
-    def comparable_rows(self, conn, table: str, prefix: str) -> set | None:
-        """`session_key_runs` as (key, session_no) pairs: each batch packs its keys in runs of its own."""
-        return set(key_holders(conn, prefix).items()) if table == "session_key_runs" else None
+    def result(self) -> tuple:
+        return self.accs, _holders(self.uuids, self.runs), self.agents, self.models, self.titles
 
 
 def _fold_line(line, assistant: bool, session: str, acc: _Acc, uuids: list, agents: set, models: set) -> None:

@@ -212,21 +212,12 @@ class TasksProjection:
     def facts(self, events: Sequence[RecordedEvent]) -> _Facts:
         """What in a batch may touch tasks, worked out from the events alone (see `_Facts`)."""
         facts = _Facts()
-        calls: set[str] = set()  # ids of the TaskCreate and TaskUpdate calls of this batch
-        for event in events:
-            type_ = event.type
-            if type_ == _ASSISTANT:
-                if _calls_task_tool(event.data, calls):
-                    facts.items.append((event.position, msgspec.structs.replace(event, data=b""), _line(event.data)))
-            elif type_ == _USER:
-                ids = _answered(event.data)
-                if ids:
-                    facts.answers.append((event.position, _at(event), ids))
-                    if calls and not calls.isdisjoint(ids):
-                        facts.lines[event.position] = _line(event.data)
-            elif type_ in task_events.TYPES:
-                facts.items.append((event.position, event, None))
+        facts.add(events)
         return facts
+
+    def facts_builder(self) -> _Facts:
+        """`facts` of a batch handed over a chunk at a time (projections.base)."""
+        return _Facts()
 
     def apply_facts(self, tx, facts: _Facts, prefix: str) -> None:
         """Fold a batch's facts into the task rows and their history, in log order."""
@@ -257,14 +248,36 @@ class _Facts:
     response calling a task tool (its event without the payload) and of each person's task event;
     `answers`, (position, time, tool_use ids) of each line holding tool results; `lines`, by
     position, the decoded lines among them that answer a task tool called in the same batch (an
-    answer to an earlier batch's call is read again when applied: few are)."""
+    answer to an earlier batch's call is read again when applied: few are). Built a chunk of the
+    batch at a time (`add`), in log order."""
 
-    __slots__ = ("items", "answers", "lines")
+    __slots__ = ("items", "answers", "lines", "calls")
 
     def __init__(self) -> None:
         self.items: list[tuple] = []
         self.answers: list[tuple[int, int, tuple[str, ...]]] = []
         self.lines: dict[int, _Line] = {}
+        self.calls: set[str] = set()  # ids of the TaskCreate and TaskUpdate calls of this batch
+
+    def add(self, events: Sequence[RecordedEvent]) -> None:
+        """Take the next events of the batch, in log order."""
+        items, answers, lines, calls = self.items, self.answers, self.lines, self.calls
+        for event in events:
+            type_ = event.type
+            if type_ == _ASSISTANT:
+                if _calls_task_tool(event.data, calls):
+                    items.append((event.position, msgspec.structs.replace(event, data=b""), _line(event.data)))
+            elif type_ == _USER:
+                ids = _answered(event.data)
+                if ids:
+                    answers.append((event.position, _at(event), ids))
+                    if calls and not calls.isdisjoint(ids):
+                        lines[event.position] = _line(event.data)
+            elif type_ in task_events.TYPES:
+                items.append((event.position, event, None))
+
+    def result(self) -> _Facts:
+        return self
 
 
 class _Fold:

@@ -240,13 +240,38 @@ class UsageProjection:
 
     def facts(self, events: Sequence[RecordedEvent]) -> list[_Copy]:
         """The copies of API responses in a batch, in log order, read from the events alone."""
-        found = _Copies()
-        keys = _Keys()
+        builder = _Facts(self.pricing)
+        builder.add(events)
+        return builder.result()
+
+    def facts_builder(self) -> _Facts:
+        """`facts` of a batch handed over a chunk at a time (projections.base)."""
+        return _Facts(self.pricing)
+
+    def apply_facts(self, tx, facts: list[_Copy], prefix: str) -> None:
+        """Fold a batch's copies (from `facts`) into the kept copies and the aggregates."""
+        if facts:
+            _Batch(tx, prefix, self.pricing).run(list(facts))
+
+
+class _Facts:
+    """The copies of API responses in a batch (`UsageProjection.facts`), found a chunk of its events
+    at a time: `add` each in log order, then take the `result`."""
+
+    __slots__ = ("pricing", "found", "keys", "best", "previous", "stream", "session")
+
+    def __init__(self, pricing: Pricing) -> None:
+        self.pricing = pricing
+        self.found = _Copies()
+        self.keys = _Keys()
+        self.best: dict[int, _Copy] = {}  # per dedupe key, the best copy so far with no rejected null
+        self.previous = None  # (line, stream, copy) of the last typed copy found, while it counts as it is
+        self.stream = self.session = None  # of the last event added
+
+    def add(self, events: Sequence[RecordedEvent]) -> None:
+        found, keys, best, pricing = self.found, self.keys, self.best, self.pricing
         decode = lean.take_assistant  # usage reads an assistant line last: the memo forgets it
-        pricing = self.pricing
-        best: dict[int, _Copy] = {}  # per dedupe key, the best copy so far with no rejected null
-        previous = None  # (line, stream, copy) of the last typed copy found, while it counts as it is
-        stream = session = None
+        previous, stream, session = self.previous, self.stream, self.session
         for event in events:
             data = event.data
             if data.rfind(USAGE_MARKER) < 0:
@@ -289,12 +314,10 @@ class UsageProjection:
                 continue
             for entry in record_entries(data):  # the general path, for everything the typed one leaves
                 found.append(_entry_copy(entry, session, keys))
-        return found
+        self.previous, self.stream, self.session = previous, stream, session
 
-    def apply_facts(self, tx, facts: list[_Copy], prefix: str) -> None:
-        """Fold a batch's copies (from `facts`) into the kept copies and the aggregates."""
-        if facts:
-            _Batch(tx, prefix, self.pricing).run(list(facts))
+    def result(self) -> _Copies:
+        return self.found
 
 
 def _repeats(line: lean.Assistant, last: lean.Assistant) -> bool:

@@ -201,6 +201,24 @@ def test_rebuild_with_helpers_equals_in_process_rebuild_and_catch_up(ingested):
     helped.close()
 
 
+def test_facts_built_a_chunk_at_a_time_equal_facts_of_whole_batches(ingested, monkeypatch):
+    """Helpers hand each range to the projections in chunks (`facts.CHUNK` events): every chunk
+    boundary must leave the facts as they would be for the whole range. Small odd chunks put
+    boundaries everywhere: inside responses, runs of a session, tool calls and their results."""
+    from projections import facts
+
+    store = ingested
+    runner = Runner(store, transcript_projections(), batch_size=BATCH // 4, helpers=0)
+    runner.catch_up()
+    whole = snapshot(store, runner)
+    runner.close()
+    for chunk in (1, 37):
+        monkeypatch.setattr(facts, "CHUNK", chunk)
+        helped = rebuilt(store, transcript_projections(), helpers=2)
+        assert snapshot(store, helped) == whole
+        helped.close()
+
+
 def test_catch_up_builds_a_never_built_projection_with_helpers_on_a_long_log(ingested):
     store = ingested
     head = store.head()
