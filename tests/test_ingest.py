@@ -286,6 +286,13 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path):
     assert norm(got[3]) == norm(expected[3])
 
 
+def wait_for_head(store: Store, head: int, seconds: float) -> None:
+    """Wait until the log reaches `head` (another thread or process appending), or `seconds` pass."""
+    deadline = time.time() + seconds
+    while store.head() < head and time.time() < deadline:
+        time.sleep(0.05)
+
+
 def head_of(db: Path) -> int:
     """The log's head as another process sees it; 0 while the database is still being made."""
     try:
@@ -330,9 +337,7 @@ def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with Store(db) as store:
-            deadline = time.time() + 30
-            while store.head() < 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_for_head(store, 1, 30)
             assert store.head() == 1
             for i in range(3):
                 head = store.head()
@@ -347,9 +352,7 @@ def test_tail_ingests_appended_lines_and_stops_cleanly(tmp_path):
                     print(proc.communicate(timeout=30))
                 assert seen is not None and seen.entity_id == f"n{i}"
             (root / "new-session.jsonl").write_bytes(b'{"type":"user","sessionId":"s2","uuid":"z"}\n')
-            deadline = time.time() + 10
-            while store.head() < 5 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_for_head(store, 5, 10)
             assert store.head() == 5
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -420,9 +423,7 @@ def test_tail_waits_out_a_database_held_by_another_writer(tmp_path, monkeypatch)
                                                        lambda report: None, stop), kwargs={"on_busy": busy.append})
         follower.start()
         try:
-            deadline = time.time() + 20
-            while store.head() < 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_for_head(store, 1, 20)
             time.sleep(0.5)  # the watcher is up
             holder = subprocess.Popen(  # another process: locks are per process
                 [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
@@ -435,9 +436,7 @@ def test_tail_waits_out_a_database_held_by_another_writer(tmp_path, monkeypatch)
             while not busy and time.time() < deadline:
                 time.sleep(0.05)
             holder.communicate("\n", timeout=30)
-            deadline = time.time() + 20
-            while store.head() < 2 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_for_head(store, 2, 20)
             assert follower.is_alive() and store.head() == 2
             assert busy and "write lock" in busy[0]
         finally:
@@ -499,9 +498,7 @@ def test_a_long_tail_keeps_a_bounded_number_of_warnings(tmp_path):
             tail(Ingester(store, stop=stop), [root], lambda report: told.extend(report.warnings), stop)))
         follower.start()
         try:
-            deadline = time.time() + 20
-            while store.head() < 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_for_head(store, 1, 20)
             time.sleep(0.5)  # the watcher is up
             for i in range(KEPT_WARNINGS + 50):  # each a directory moved in, holding a pipe: a warning each
                 (staging / f"-p{i}").mkdir(parents=True)
