@@ -1,9 +1,10 @@
 """Ingestion: read what is new in transcript files and append it to the log, exactly once.
 
 For each file the checkpoint says where reading resumes; an unchanged file (same inode, size
-and mtime) is not opened at all, and a file named another way (a symlinked root, a hard link)
-resumes from the checkpoint of the name it was first read under. Events, provenance, quarantine rows and the checkpoints that
-cover them are written in one transaction per batch, so a crash loses and repeats nothing.
+and mtime) is not opened at all. A file is known by its device and inode, so one reached under
+several names (a symlinked root, a hard link) is read once, under the name it was first read
+under. Events, provenance, quarantine rows and the checkpoints that cover them are written in
+one transaction per batch, so a crash loses and repeats nothing.
 """
 
 from __future__ import annotations
@@ -138,19 +139,20 @@ class Ingester:
         work = []
         for path in files:
             path = path.absolute()  # one key per file, however it was named
-            report.files_seen += 1
             try:
                 stat = path.stat()
             except OSError as exc:
+                report.files_seen += 1
                 report.warnings.append(f"skipping {path}: {exc.strerror}")
-                continue
-            if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
-                report.warnings.append(f"skipping {path}: not a regular file")
                 continue
             identity = (stat.st_dev, stat.st_ino)
             if identity in taken:
-                continue  # the same file under another name
+                continue  # the same file under another name (a root reached two ways, a link)
             taken.add(identity)
+            report.files_seen += 1
+            if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
+                report.warnings.append(f"skipping {path}: not a regular file")
+                continue
             checkpoint = checkpoints.get(str(path))
             if checkpoint is None and identity in by_identity:
                 path, checkpoint = _known_name(path, by_identity[identity])

@@ -43,8 +43,8 @@ class Checkpoint(msgspec.Struct, kw_only=True):
 
 
 def transcript_files(roots: Iterable[Path], on_error: Callable[[str], None]) -> Iterator[Path]:
-    """Every `*.jsonl` file under the roots, in a stable order; symlinked directories are not followed."""
-    seen: set[str] = set()
+    """Every `*.jsonl` file under the roots, in a stable order; symlinked directories are not followed.
+    A file reached under two names comes under both (the ingester knows a file by its inode)."""
     for root in roots:
         if root.is_file():
             if root.suffix == ".jsonl":
@@ -60,11 +60,7 @@ def transcript_files(roots: Iterable[Path], on_error: Callable[[str], None]) -> 
             subdirs.sort()
             for name in sorted(files):
                 if name.endswith(".jsonl"):
-                    path = os.path.join(directory, name)
-                    real = os.path.realpath(path)
-                    if real not in seen:
-                        seen.add(real)
-                        yield Path(path)
+                    yield Path(directory, name)
 
 
 def fallback_session(path: Path) -> str:
