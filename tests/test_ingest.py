@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from conftest import REPO, load_generator, run_cli
@@ -302,9 +303,11 @@ def head_of(db: Path) -> int:
         return 0
 
 
-def test_ctrl_c_ends_ingest_with_status_130_after_reporting_what_was_committed(tmp_path):
-    """Ctrl-C ended ingest with click's "Aborted!" and status 1, reporting nothing; scripts expect
-    130 (128 + SIGINT), and the report of what is in the log."""
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_ingest_with_128_plus_its_number_after_reporting_what_was_committed(tmp_path, signum, status):
+    """Ctrl-C ended ingest with click's "Aborted!" and status 1, reporting nothing, and SIGTERM (a
+    service manager stopping it) killed it at once; scripts expect 128 + the signal's number, and
+    the report of what is in the log."""
     gen = load_generator()
     tree = tmp_path / "projects"
     gen.generate(tree, 40 * 1024 * 1024, seed=3)
@@ -314,9 +317,9 @@ def test_ctrl_c_ends_ingest_with_status_130_after_reporting_what_was_committed(t
     deadline = time.time() + 60
     while not head_of(db) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)  # the first batch is in the log; the rest is being read or built on
+    proc.send_signal(signum)  # the first batch is in the log; the rest is being read or built on
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and "interrupted" in err
     first = json.loads(out)
     assert first["events_appended"] == head_of(db) > 0

@@ -30,12 +30,23 @@ def _roots(roots: tuple[Path, ...]) -> list[Path]:
     return chosen
 
 
+class _Stop(threading.Event):
+    """Set by the first of the signals `_stop_on` catches; `signum` says which."""
+
+    signum: int | None = None
+
+    def caught(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.set()
+
+
 @contextlib.contextmanager
-def _stop_on(*signums: int) -> Iterator[threading.Event]:
+def _stop_on(*signums: int) -> Iterator[_Stop]:
     """An event that the given signals set while the block runs, instead of interrupting it:
     ingestion and the projections stop at their next commit, and what was done is reported."""
-    stop = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signums}
+    stop = _Stop()
+    previous = {signum: signal.signal(signum, stop.caught) for signum in signums}
     try:
         yield stop
     finally:
@@ -105,12 +116,13 @@ def _summary(report, interrupted: bool = False) -> str:
 def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
     """Read what is new in every transcript file under the ROOTs, append it, update projections.
 
-    Ctrl-C stops reading and building projections at the next commit; what was committed is
-    reported, and the exit status is 130. Ingesting again goes on from there."""
+    Ctrl-C (or SIGTERM, from a service manager) stops reading and building projections at the
+    next commit; what was committed is reported, and the exit status is 130 (143 for SIGTERM).
+    Ingesting again goes on from there."""
     from eventstore.ingest import Ingester
 
     chosen = _roots(roots)
-    with _stop_on(signal.SIGINT) as stop, open_store(db) as store:
+    with _stop_on(signal.SIGINT, signal.SIGTERM) as stop, open_store(db) as store:
         _before_ingesting(store, stop)
         if as_json or not sys.stdout.isatty():
             report = Ingester(store, stop=stop).ingest(chosen)
@@ -127,8 +139,12 @@ def ingest(roots: tuple[Path, ...], as_json: bool, db: str | None) -> None:
         click.echo(_summary(report, stop.is_set()))
     if stop.is_set():
         if as_json:  # the document has no room to say so
-            click.echo("interrupted: the report is of what was committed before Ctrl-C", err=True)
-        raise click.exceptions.Exit(INTERRUPTED)
+            click.echo(f"interrupted: the report is of what was committed before {_name(stop.signum)}", err=True)
+        raise click.exceptions.Exit(INTERRUPTED if stop.signum == signal.SIGINT else 128 + stop.signum)
+
+
+def _name(signum: int | None) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 def _ingest_with_progress(store, roots: list[Path], stop: threading.Event | None = None):
