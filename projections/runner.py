@@ -102,8 +102,9 @@ CREATE TABLE IF NOT EXISTS projection_errors (
     PRIMARY KEY (name, position)
 ) WITHOUT ROWID;
 
--- Rebuilds under way: which generation, how far. A row left by a crash is cleaned up by the
--- next rebuild, with the tables it names.
+-- Rebuilds under way: which generation, how far, of which version. A row left by an interrupted
+-- rebuild for a new version is resumed by the next one for the same versions; any other
+-- rebuild drops it, with the tables it names.
 CREATE TABLE IF NOT EXISTS projection_rebuilds (
     name       TEXT PRIMARY KEY,
     generation INTEGER NOT NULL,
@@ -111,7 +112,8 @@ CREATE TABLE IF NOT EXISTS projection_rebuilds (
     host       TEXT NOT NULL,
     pid        INTEGER NOT NULL,
     started_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    version    TEXT
 ) WITHOUT ROWID;
 """
 
@@ -304,8 +306,9 @@ class Runner:
         in which case it is left as it is and listed in `skipped`).
 
         Once `stop` is set (Ctrl-C), catching up ends at its next commit, within a range or a
-        batch: what was applied stays, and the next catch-up goes on from there. A rebuild for a
-        new version is not stopped (it would start again from the beginning).
+        batch: what was applied stays, and the next catch-up goes on from there. That holds for a
+        rebuild for a new version too: its half-built tables stay aside, the live ones are left as
+        they were, and the next catch-up resumes the rebuild where it stopped.
         """
         stop = stop or threading.Event()
         started = time.perf_counter()
@@ -313,13 +316,14 @@ class Runner:
         chosen = self._select(names)
         checkpoints = self._checkpoints()
         stale = [p for p in chosen if p.name in checkpoints and checkpoints[p.name].version != p.version]
-        if stale:
+        if stale and not stop.is_set():
             try:
-                rebuilt = self._rebuild(stale)
+                rebuilt = self._rebuild(stale, stop=stop, resume=True)
             except RebuildBusy:
                 report.skipped.extend(p.name for p in stale)
             else:
-                report.rebuilt.extend(rebuilt.projections)
+                if not stop.is_set():  # else it stopped short, to be resumed
+                    report.rebuilt.extend(rebuilt.projections)
                 report.events += rebuilt.events
             checkpoints = self._checkpoints()
         fresh = [p for p in chosen if p.name not in checkpoints]
@@ -428,17 +432,24 @@ class Runner:
         """
         return self._rebuild(self._select(names), progress)
 
-    def _rebuild(self, chosen: list[Projection], progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+    def _rebuild(self, chosen: list[Projection], progress: Callable[[int, int], None] | None = None, *,
+                 stop: threading.Event | None = None, resume: bool = False) -> ReplayReport:
+        """Rebuild `chosen` into fresh tables and swap them in. Once `stop` is set, stop at the next
+        commit without swapping (the report then counts the events read so far). With `resume`,
+        go on with the tables of an earlier rebuild of the same projections and versions that
+        stopped short, from where it stopped."""
         started = time.perf_counter()
+        stop = stop or threading.Event()
         with self._rebuild_lock():
-            generation = self._start_rebuild(chosen)
-            helpers = self._helpers_for(chosen, self.store.head())
-            after, total = self._rebuild_from_facts(chosen, generation, progress, helpers)
-            reader = self._reader(chosen)
-            try:
-                total += self._rebuild_batches(chosen, reader, generation, progress, after)
-            finally:
-                reader.close()
+            generation, after = self._start_rebuild(chosen, resume)
+            helpers = self._helpers_for(chosen, self.store.head() - after)
+            after, total = self._rebuild_from_facts(chosen, generation, progress, helpers, after, stop)
+            if not stop.is_set():
+                reader = self._reader(chosen)
+                try:
+                    total += self._rebuild_batches(chosen, reader, generation, progress, after, stop)
+                finally:
+                    reader.close()
         seconds = time.perf_counter() - started
         return ReplayReport(
             events=total, seconds=round(seconds, 3),
@@ -447,9 +458,10 @@ class Runner:
         )
 
     def _rebuild_batches(self, chosen: list[Projection], reader: BatchReader, generation: int,
-                         progress: Callable[[int, int], None] | None, after: int = 0) -> int:
-        """Apply the log after `after` to the new tables batch by batch, then swap them in;
-        returns the events read."""
+                         progress: Callable[[int, int], None] | None, after: int,
+                         stop: threading.Event) -> int:
+        """Apply the log after `after` to the new tables batch by batch, then swap them in (unless
+        `stop` is set first: then stop at the next commit); returns the events read."""
         prefix = f"r{generation}_"
         total = 0
         while True:
@@ -472,22 +484,24 @@ class Runner:
             after = upto
             if progress is not None:
                 progress(after, max(after, head))
-            if done:
+            if done or stop.is_set():
                 return total
 
     def _rebuild_from_facts(self, chosen: list[Projection], generation: int,
-                            progress: Callable[[int, int], None] | None, helpers: int) -> tuple[int, int]:
-        """Apply the log up to the head as it is now with the help of `helpers` other processes,
-        which read it and work out each range's facts (projections.facts); returns (position
-        reached, events read). Does nothing, (0, 0), without helpers (`_helpers_for`: a short
-        log, a single core, a projection that cannot be helped, or no safe fork)."""
+                            progress: Callable[[int, int], None] | None, helpers: int, after: int,
+                            stop: threading.Event) -> tuple[int, int]:
+        """Apply the log after `after` up to the head as it is now with the help of `helpers`
+        other processes, which read it and work out each range's facts (projections.facts), or
+        until the first commit after `stop` is set; returns (position reached, events read).
+        Does nothing, (after, 0), without helpers (`_helpers_for`: a short log, a single core, a
+        projection that cannot be helped, or no safe fork)."""
         if not helpers:
-            return 0, 0
+            return after, 0
         head = self.store.head()
         prefix = f"r{generation}_"
         generations = dict.fromkeys((p.name for p in chosen), generation)
-        after = total = 0
-        with contextlib.closing(self._facts_of_ranges(chosen, 0, head, helpers)) as ranges, \
+        total = 0
+        with contextlib.closing(self._facts_of_ranges(chosen, after, head, helpers)) as ranges, \
                 contextlib.ExitStack() as open_transaction:
             # Ranges are applied as they arrive, into a transaction committed every
             # `rebuild_batch_size` events: the last ranges cost only their own apply after the helpers end.
@@ -506,6 +520,8 @@ class Runner:
                     tx, applied = None, 0
                     if progress is not None:
                         progress(after, head)
+                    if stop.is_set():
+                        break
         return after, total
 
     def _catch_up_helped(self, group: list[Projection], after: int, stop: threading.Event) -> tuple[int, int]:
@@ -614,9 +630,18 @@ class Runner:
         lean.forget()
         return failed
 
-    def _start_rebuild(self, chosen: list[Projection]) -> int:
-        """Drop what an abandoned rebuild left, pick a fresh generation and create its tables."""
+    def _start_rebuild(self, chosen: list[Projection], resume: bool) -> tuple[int, int]:
+        """The generation to build and the position it stands at: with `resume`, an earlier
+        rebuild's of these projections at these versions that stopped short; else drop what
+        earlier rebuilds left, pick a fresh generation and create its tables (position 0)."""
         with self.store.transaction() as tx:
+            if not any(name == "version" for _, name, *_ in tx.execute("PRAGMA table_info(projection_rebuilds)")):
+                tx.execute("ALTER TABLE projection_rebuilds ADD COLUMN version TEXT")  # made before resuming existed
+            resumable = self._resumable(tx, chosen) if resume else None
+            if resumable is not None:
+                tx.execute("UPDATE projection_rebuilds SET host = ?, pid = ?, updated_at = ?",
+                           (socket.gethostname(), os.getpid(), tx.now))
+                return resumable
             self._drop_leftovers(tx)
             generation = 1 + max(
                 tx.execute("SELECT coalesce(max(generation), 0) FROM projection_checkpoints")[0][0],
@@ -629,11 +654,26 @@ class Runner:
                 projection.create(tx, prefix)
                 tx.execute(
                     "INSERT OR REPLACE INTO projection_rebuilds"
-                    " (name, generation, position, host, pid, started_at, updated_at)"
-                    " VALUES (?, ?, 0, ?, ?, ?, ?)",
-                    (projection.name, generation, host, pid, tx.now, tx.now),
+                    " (name, generation, position, host, pid, started_at, updated_at, version)"
+                    " VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
+                    (projection.name, generation, host, pid, tx.now, tx.now, projection.version),
                 )
-        return generation
+        return generation, 0
+
+    def _resumable(self, tx: Transaction, chosen: list[Projection]) -> tuple[int, int] | None:
+        """(generation, position) of a rebuild that stopped short, if it was of exactly these
+        projections at these versions and its tables are all there (we hold the rebuild lock, so
+        nobody is working on it)."""
+        rows = tx.execute("SELECT name, generation, position, version FROM projection_rebuilds")
+        if {name: version for name, _, _, version in rows} != {p.name: p.version for p in chosen}:
+            return None
+        if len({(generation, position) for _, generation, position, _ in rows}) != 1:
+            return None
+        generation, position = rows[0][1], rows[0][2]
+        tables = [f"r{generation}_{table}" for p in chosen for table in p.tables]
+        found = tx.execute(f"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                           f"({', '.join('?' * len(tables))})", tables)[0][0]
+        return (generation, position) if found == len(tables) else None
 
     def _drop_leftovers(self, tx: Transaction) -> None:
         """Drop tables of rebuilds that did not finish (a crash, a kill); we hold the rebuild lock."""

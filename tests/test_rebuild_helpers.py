@@ -219,6 +219,48 @@ def test_facts_built_a_chunk_at_a_time_equal_facts_of_whole_batches(ingested, mo
         helped.close()
 
 
+class StoppingPidCounter(PidCounter):
+    """PidCounter that sets `stop` (as Ctrl-C would) once the runner has applied `ranges` ranges' facts."""
+
+    def __init__(self, stop: threading.Event, ranges: int) -> None:
+        super().__init__()
+        self.stop, self.left = stop, ranges
+
+    def apply_facts(self, tx, facts, prefix: str) -> None:
+        super().apply_facts(tx, facts, prefix)
+        self.left -= 1
+        if not self.left:
+            self.stop.set()
+
+
+def test_a_helped_rebuild_for_a_new_version_stops_and_resumes_where_it_stopped(ingested):
+    store = ingested
+    head = store.head()
+    reference = rebuilt(store, [*transcript_projections(), PidCounter()], helpers=0)
+    expected = snapshot(store, reference)
+    reference.close()
+    store.db.conn.execute("UPDATE projection_checkpoints SET version = 'old'")  # as after an upgrade
+
+    stop = threading.Event()
+    first = Runner(store, [*transcript_projections(), StoppingPidCounter(stop, 6)], rebuild_batch_size=BATCH,
+                   helpers=2)
+    report = first.catch_up(stop=stop)
+    first.close()
+    (stopped_at,), = set(store.db.conn.execute("SELECT position FROM projection_rebuilds").fetchall())
+    assert report.rebuilt == [] and report.events == stopped_at and 0 < stopped_at < head
+    assert set(store.db.conn.execute("SELECT version FROM projection_checkpoints")) == {("old",)}
+
+    second = Runner(store, [*transcript_projections(), PidCounter()], rebuild_batch_size=BATCH, helpers=2)
+    report = second.catch_up()
+    assert report.rebuilt == ["sessions", "usage", "tasks", "pids"] and report.events == head - stopped_at
+    with store.db.read() as conn:
+        pids, per_type = pid_state(conn)
+    assert PARENT not in pids and 2 <= len(pids) <= 4  # both parts read by helpers, of two runners
+    assert sum(per_type.values()) == head  # every event applied once
+    assert snapshot(store, second) == expected
+    second.close()
+
+
 def test_catch_up_builds_a_never_built_projection_with_helpers_on_a_long_log(ingested):
     store = ingested
     head = store.head()

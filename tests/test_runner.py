@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -210,6 +211,85 @@ def test_abandoned_rebuild_is_cleaned_up_before_the_next(store):
     assert not tables & leftovers
     assert store.db.conn.execute("SELECT count(*) FROM projection_rebuilds").fetchall()[0][0] == 0
     assert counts(store.db.conn) == {"a": 2, "b": 2, "c": 2}
+
+
+class StoppingCounter(Counter):
+    """Sets `stop` (as Ctrl-C would) while it applies its `stop_on_batch`th batch."""
+
+    def __init__(self, stop: threading.Event, stop_on_batch: int, **kw) -> None:
+        super().__init__(**kw)
+        self.stop, self.stop_on_batch = stop, stop_on_batch
+
+    def apply(self, tx, events, prefix):
+        super().apply(tx, events, prefix)
+        if self.batches == self.stop_on_batch:
+            self.stop.set()
+
+
+class PositionsCounter(Counter):
+    """Counter that also remembers the positions it applied."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.applied: list[int] = []
+
+    def apply(self, tx, events, prefix):
+        super().apply(tx, events, prefix)
+        self.applied += [e.position for e in events]
+
+
+def rebuild_tables(store: Store) -> set[str]:
+    return {n for (n,) in store.db.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            if n.startswith("r") and n.endswith("_counts")}
+
+
+def test_a_stopped_rebuild_for_a_new_version_is_resumed_by_the_next_catch_up(store):
+    """Ctrl-C during the rebuild an upgrade starts used to be ignored until the whole log was
+    read again; now it stops at the next commit, leaves the live tables as they were, and the next
+    catch-up goes on from where it stopped."""
+    append_types(store, *"abcabcabca")
+    Runner(store, [Counter(version="1")]).catch_up()
+    store.db.conn.execute("UPDATE counts SET n = n + 100")  # marks the live rows
+    stop = threading.Event()
+    stopping = Runner(store, [StoppingCounter(stop, 2, version="2")], rebuild_batch_size=3, helpers=0)
+    report = stopping.catch_up(stop=stop)
+    assert report.rebuilt == [] and report.events == 6  # two batches of three, then it stopped
+    assert counts(store.db.conn) == {"a": 104, "b": 103, "c": 103}  # the live rows, untouched
+    assert checkpoint(store)[:2] == ("1", 10)
+    assert [s.stored_version for s in stopping.status()] == ["1"]
+    assert store.db.conn.execute("SELECT position, version FROM projection_rebuilds").fetchall() == [(6, "2")]
+    half_built = rebuild_tables(store)
+    assert len(half_built) == 1
+
+    append_types(store, "b")  # the log grows meanwhile: the resumed rebuild reads that too
+    resumed = PositionsCounter(version="2")
+    report = Runner(store, [resumed], rebuild_batch_size=3, helpers=0).catch_up()
+    assert report.rebuilt == ["counter"] and report.events == 5
+    assert resumed.applied == [7, 8, 9, 10, 11]  # from where the first one stopped
+    assert counts(store.db.conn) == {"a": 4, "b": 4, "c": 3}
+    assert checkpoint(store)[:2] == ("2", 11)
+    assert rebuild_tables(store) == set()
+    assert store.db.conn.execute("SELECT count(*) FROM projection_rebuilds").fetchall()[0][0] == 0
+
+
+def test_a_stopped_rebuild_is_started_again_for_another_version_or_a_replay(store):
+    append_types(store, *"abcabcabca")
+    Runner(store, [Counter(version="1")]).catch_up()
+    stop = threading.Event()
+    Runner(store, [StoppingCounter(stop, 1, version="2")], rebuild_batch_size=3, helpers=0).catch_up(stop=stop)
+    first = rebuild_tables(store)
+    other = PositionsCounter(version="3")  # not the version the half-built tables hold
+    assert Runner(store, [other], rebuild_batch_size=3, helpers=0).catch_up().rebuilt == ["counter"]
+    assert other.applied == list(range(1, 11))
+    assert counts(store.db.conn) == {"a": 4, "b": 3, "c": 3}
+
+    stop.clear()
+    Runner(store, [StoppingCounter(stop, 1, version="4")], rebuild_batch_size=3, helpers=0).catch_up(stop=stop)
+    assert rebuild_tables(store) and rebuild_tables(store) != first
+    replayed = PositionsCounter(version="4")
+    Runner(store, [replayed], rebuild_batch_size=3, helpers=0).rebuild()  # replay reads the whole log again
+    assert replayed.applied == list(range(1, 11))
+    assert checkpoint(store)[:2] == ("4", 10) and rebuild_tables(store) == set()
 
 
 def test_one_rebuild_at_a_time(store):
