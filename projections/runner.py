@@ -631,9 +631,10 @@ class Runner:
         return failed
 
     def _start_rebuild(self, chosen: list[Projection], resume: bool) -> tuple[int, int]:
-        """The generation to build and the position it stands at: with `resume`, an earlier
-        rebuild's of these projections at these versions that stopped short; else drop what
-        earlier rebuilds left, pick a fresh generation and create its tables (position 0)."""
+        """The generation to build and the position it stands at. With `resume`, those of an
+        earlier rebuild of these projections at these versions that stopped short, if there is
+        one; else drop what earlier rebuilds left, pick a fresh generation and create its tables
+        (position 0)."""
         with self.store.transaction() as tx:
             if not any(name == "version" for _, name, *_ in tx.execute("PRAGMA table_info(projection_rebuilds)")):
                 tx.execute("ALTER TABLE projection_rebuilds ADD COLUMN version TEXT")  # made before resuming existed
